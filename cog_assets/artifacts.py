@@ -1,0 +1,61 @@
+"""What the assets hand to the IO manager, and where each thing is stored.
+
+Storage layout under COG_ASSETS_STORAGE (a static STAC catalog that pystac can walk):
+
+    catalog.json                         root catalog linking every collection
+    <dataset>/collection.json            STAC collection
+    <dataset>/items/<item>.json          STAC item per granule
+    <dataset>/cogs/<item>.tif            Cloud-Optimized GeoTIFF
+    <dataset>/granules/<file>            the original granule file, as downloaded
+    <dataset>/cmr/<concept-id>.json      the CMR record it was staged from (what later steps load)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .granules import GranuleRecord
+from .storage import storage_key
+
+CATALOG_KEY = "catalog.json"
+COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+
+
+def granule_key(dataset_id: str, file_name: str) -> str:
+    return storage_key(dataset_id, "granules", file_name)
+
+
+def record_key(dataset_id: str, concept_id: str) -> str:
+    return storage_key(dataset_id, "cmr", f"{concept_id}.json")
+
+
+def cog_key(dataset_id: str, item_id: str) -> str:
+    return storage_key(dataset_id, "cogs", f"{item_id}.tif")
+
+
+def item_key(dataset_id: str, item_id: str) -> str:
+    return storage_key(dataset_id, "items", f"{item_id}.json")
+
+
+def collection_key(dataset_id: str) -> str:
+    return storage_key(dataset_id, "collection.json")
+
+
+@dataclass(frozen=True)
+class StagedGranule:
+    """A downloaded, verified granule file and the CMR record it matches."""
+
+    record: GranuleRecord
+    path: Path
+
+
+@dataclass(frozen=True)
+class ConvertedCog:
+    """A validated COG; ``uri`` is set once it is in storage."""
+
+    record: GranuleRecord
+    path: Path
+    stats: dict[str, Any] = field(default_factory=dict)
+    uri: str | None = None

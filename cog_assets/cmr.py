@@ -1,0 +1,228 @@
+"""CMR granule search as a Dagster resource.
+
+Paging uses only the ``CMR-Search-After`` header (``page_num`` and scrolling are deprecated).
+Throttling (429 + Retry-After), 5xx answers and connection errors are retried with bounded,
+jittered backoff; anything else surfaces CMR's own ``{"errors": [...]}`` text. A response
+flagged ``CMR-Timed-Out`` holds partial results and is treated as an error, never as a short
+page, so discovery never silently skips granules.
+"""
+
+
+import email.utils
+import json
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from .dataset import CmrQuery
+from .granules import GranuleRecord, UmmParseError, parse_umm_item
+
+DEFAULT_CMR_URL = "https://cmr.earthdata.nasa.gov"
+USER_AGENT = "cog_assets/0.1 (+Dagster)"
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+class CmrError(RuntimeError):
+    """CMR answered with an error, partial results, or not at all."""
+
+
+@dataclass
+class CmrPage:
+    records: list[GranuleRecord]
+    hits: int | None
+    search_after: str | None
+    rejected: list[str] = field(default_factory=list)
+
+
+def wait(seconds: float) -> None:
+    """Sleep between retries (a seam so tests can record the waits)."""
+    time.sleep(seconds)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _retry_after_seconds(header: str | None) -> float | None:
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(header)
+        return max(0.0, (parsed - datetime.now(timezone.utc)).total_seconds())
+
+
+def _cmr_errors(response: httpx.Response) -> str:
+    try:
+        errors = response.json().get("errors")
+    except (ValueError, AttributeError):
+        errors = None
+    if isinstance(errors, list) and errors:
+        return "; ".join(str(e) for e in errors)
+    return response.text[:500] or response.reason_phrase
+
+
+def query_params(
+    query: CmrQuery,
+    page_size: int,
+    revision_since: str | None = None,
+    concept_ids: list[str] | None = None,
+) -> list[tuple[str, str]]:
+    """CMR parameters for a dataset's granules, oldest revision first."""
+    params = [
+        ("short_name", query.short_name),
+        ("version", query.version),
+        ("provider", query.provider),
+        ("sort_key[]", "revision_date"),
+        ("page_size", str(page_size)),
+    ]
+    if query.temporal_start or query.temporal_end:
+        start = _iso(query.temporal_start) if query.temporal_start else ""
+        end = _iso(query.temporal_end) if query.temporal_end else ""
+        params.append(("temporal[]", f"{start},{end}"))
+    if query.bounding_box:
+        params.append(("bounding_box", ",".join(f"{v:g}" for v in query.bounding_box)))
+    if revision_since:
+        params.append(("revision_date[]", f"{revision_since},"))
+    for concept_id in concept_ids or []:
+        params.append(("concept_id[]", concept_id))
+    return params
+
+
+class CmrClient(ConfigurableResource):
+    """Search NASA's Common Metadata Repository for a dataset's granules."""
+
+    base_url: str = Field(default=DEFAULT_CMR_URL, description="CMR root, COG_ASSETS_CMR_URL")
+    page_size: int = Field(default=2000, ge=1, le=2000)
+    timeout_seconds: float = 30.0
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 8.0
+    max_retry_after_seconds: float = 30.0
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url.rstrip("/"),
+            timeout=self.timeout_seconds,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt)
+        return ceiling * (0.5 + random.random() / 2)
+
+    def _get(
+        self, client: httpx.Client, path: str, params: list[tuple[str, str]], headers: dict[str, str]
+    ) -> httpx.Response:
+        problem = ""
+        for attempt in range(self.max_attempts):
+            try:
+                response = client.get(path, params=params, headers=headers)
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                delay = self._backoff(attempt)
+            else:
+                if response.status_code == 200:
+                    if response.headers.get("CMR-Timed-Out", "").lower() == "true":
+                        raise CmrError(
+                            f"CMR timed out on {response.request.url} and returned partial "
+                            "results; they were discarded so no granule is skipped. Narrow the "
+                            "query (cmr.temporal_start) or retry later"
+                        )
+                    return response
+                if response.status_code not in RETRYABLE_STATUS:
+                    raise CmrError(
+                        f"CMR rejected {response.request.url} with HTTP {response.status_code}: "
+                        f"{_cmr_errors(response)}"
+                    )
+                problem = f"HTTP {response.status_code}: {_cmr_errors(response)}"
+                told = _retry_after_seconds(response.headers.get("Retry-After"))
+                delay = (
+                    min(told, self.max_retry_after_seconds)
+                    if told is not None
+                    else self._backoff(attempt)
+                )
+            if attempt + 1 < self.max_attempts:
+                wait(delay)
+        raise CmrError(
+            f"CMR at {self.base_url} failed {self.max_attempts} times for {path}; last error: "
+            f"{problem}. Check COG_ASSETS_CMR_URL and CMR's status, then retry"
+        )
+
+    def search_page(
+        self,
+        client: httpx.Client,
+        params: list[tuple[str, str]],
+        search_after: str | None = None,
+        data_url_pattern: str | None = None,
+    ) -> CmrPage:
+        """One page of ``granules.umm_json``; ``search_after`` continues a previous page."""
+        headers = {"CMR-Search-After": search_after} if search_after else {}
+        response = self._get(client, "/search/granules.umm_json", params, headers)
+        try:
+            body: dict[str, Any] = response.json()
+            items = body["items"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CmrError(
+                f"CMR answered {response.request.url} with a body that is not a granules.umm_json "
+                f"result ({type(exc).__name__}: {exc}); content-type "
+                f"{response.headers.get('Content-Type')!r}"
+            ) from None
+        records: list[GranuleRecord] = []
+        rejected: list[str] = []
+        for item in items:
+            try:
+                records.append(parse_umm_item(item, data_url_pattern))
+            except UmmParseError as exc:
+                rejected.append(str(exc))
+        hits = response.headers.get("CMR-Hits")
+        return CmrPage(
+            records=records,
+            hits=int(hits) if hits is not None else body.get("hits"),
+            search_after=response.headers.get("CMR-Search-After") if items else None,
+            rejected=rejected,
+        )
+
+    def iter_pages(
+        self,
+        query: CmrQuery,
+        revision_since: str | None = None,
+        concept_ids: list[str] | None = None,
+    ) -> Iterator[CmrPage]:
+        """Every page of the query, in revision-date order, following CMR-Search-After."""
+        params = query_params(query, self.page_size, revision_since, concept_ids)
+        with self._client() as client:
+            search_after: str | None = None
+            while True:
+                page = self.search_page(client, params, search_after, query.data_url_pattern)
+                if page.records or page.rejected:
+                    yield page
+                if not page.search_after or len(page.records) + len(page.rejected) < self.page_size:
+                    return
+                search_after = page.search_after
+
+    def granule(self, query: CmrQuery, concept_id: str) -> GranuleRecord:
+        """The current revision of one granule of the dataset."""
+        for page in self.iter_pages(query, concept_ids=[concept_id]):
+            for record in page.records:
+                if record.concept_id == concept_id:
+                    return record
+            if page.rejected:
+                raise CmrError(f"CMR record for granule {concept_id} is unusable: {page.rejected[0]}")
+        raise CmrError(
+            f"granule {concept_id} is not in CMR for {query.short_name} v{query.version} "
+            f"({query.provider}); it may have been deleted or belong to another dataset"
+        )
+
+
+def search_after_json(value: str | None) -> list[Any] | None:
+    """Decode a CMR-Search-After header (a JSON array), for logs and tests."""
+    return json.loads(value) if value else None

@@ -1,0 +1,192 @@
+"""A dataset is one YAML file under ``cog_assets/datasets/``: this module is its typed model.
+
+Everything that differs between datasets (the CMR query, how to read the science variable,
+the STAC collection text, the sensor's policy) lives in that file, so adding a dataset needs
+no Python. A bad file fails when the definitions load, naming the file, the field and what
+was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DATASETS_DIR = Path(__file__).parent / "datasets"
+DATASET_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class DatasetConfigError(ValueError):
+    """A dataset YAML file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CmrQuery(_Strict):
+    """Which granules belong to the dataset, as CMR's granule search parameters."""
+
+    short_name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    temporal_start: datetime | None = None
+    temporal_end: datetime | None = None
+    bounding_box: tuple[float, float, float, float] | None = Field(
+        default=None, description="west, south, east, north in degrees"
+    )
+    data_url_pattern: str | None = Field(
+        default=None,
+        description="regex selecting the science file among several GET DATA links",
+    )
+
+    @field_validator("data_url_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @field_validator("bounding_box")
+    @classmethod
+    def _bbox_in_range(
+        cls, value: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if value is not None:
+            west, south, east, north = value
+            if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south < north <= 90):
+                raise ValueError("expected [west, south, east, north] within ±180/±90, south < north")
+        return value
+
+
+class GridSpec(_Strict):
+    """The grid's geographic extent; used when the file does not describe its own grid."""
+
+    west: float = -180.0
+    south: float = -90.0
+    east: float = 180.0
+    north: float = 90.0
+
+
+class ReaderConfig(_Strict):
+    """How to turn the granule file into one north-up 2-D array."""
+
+    format: Literal["hdfeos5_grid", "hdf5_latlon_grid"]
+    variable: str = Field(min_length=2, description="absolute HDF5 path of the science variable")
+    orientation: Literal["auto", "south_up", "north_up"] = Field(
+        default="auto",
+        description="auto reads it from the grid metadata or the latitude coordinate variable",
+    )
+    grid: GridSpec | None = None
+    fill_value: float | None = Field(default=None, description="overrides the file's _FillValue")
+    scale_factor: float | None = Field(default=None, description="overrides the file's scale")
+    add_offset: float | None = Field(default=None, description="overrides the file's offset")
+    units: str | None = None
+
+    @field_validator("variable")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute HDF5 path starting with '/'")
+        return value
+
+
+class StacProvider(_Strict):
+    name: str
+    roles: list[Literal["licensor", "producer", "processor", "host"]] = Field(default_factory=list)
+    url: str | None = None
+
+
+class StacCollectionConfig(_Strict):
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    license: str = Field(min_length=1)
+    keywords: list[str] = Field(default_factory=list)
+    providers: list[StacProvider] = Field(default_factory=list)
+
+
+class SensorPolicy(_Strict):
+    """How the CMR sensor paces itself."""
+
+    minimum_interval_seconds: int = Field(default=300, ge=30)
+    auto_run_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="granules whose data ends within this many days are materialized "
+        "automatically; older ones are only registered, for backfills from the UI",
+    )
+    max_granules_per_tick: int = Field(default=50_000, ge=1)
+    max_seconds_per_tick: float = Field(default=20.0, gt=0, le=45)
+
+
+class DatasetConfig(_Strict):
+    id: str
+    cmr: CmrQuery
+    reader: ReaderConfig
+    stac: StacCollectionConfig
+    sensor: SensorPolicy = SensorPolicy()
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not DATASET_ID.match(value):
+            raise ValueError("expected lower-case letters, digits and '_', starting with a letter")
+        return value
+
+    @model_validator(mode="after")
+    def _temporal_order(self) -> DatasetConfig:
+        start, end = self.cmr.temporal_start, self.cmr.temporal_end
+        if start and end and start >= end:
+            raise ValueError("cmr.temporal_start must be before cmr.temporal_end")
+        return self
+
+    @property
+    def partitions_name(self) -> str:
+        return f"{self.id}_granules"
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = [f"invalid dataset file {path}:"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  field '{field}': {item['msg']}{shown}")
+    lines.append("Fix the file; the fields are described in README.md, 'Add a dataset'.")
+    return "\n".join(lines)
+
+
+def load_dataset(path: Path) -> DatasetConfig:
+    """Read and validate one dataset file; the file name (without .yaml) must equal its id."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DatasetConfigError(f"cannot read dataset file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise DatasetConfigError(f"dataset file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DatasetConfigError(
+            f"dataset file {path} must hold a mapping with id, cmr, reader and stac"
+        )
+    try:
+        config = DatasetConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise DatasetConfigError(_describe(exc, path)) from None
+    if config.id != path.stem:
+        raise DatasetConfigError(
+            f"invalid dataset file {path}: field 'id' is {config.id!r} but the file is named "
+            f"{path.name}; rename the file to {config.id}.yaml or change the id"
+        )
+    return config
+
+
+def load_datasets(directory: Path = DATASETS_DIR) -> list[DatasetConfig]:
+    """Every ``*.yaml`` in the directory, sorted by id."""
+    return [load_dataset(path) for path in sorted(directory.glob("*.yaml"))]

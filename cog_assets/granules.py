@@ -1,0 +1,174 @@
+"""The typed granule record, parsed from CMR's UMM-G JSON.
+
+A record carries what the rest of the platform needs from CMR: identity and revision (for
+partitions and reprocessing), the data URL and its declared size and checksum (for staging),
+and the temporal and spatial extent (for the STAC item). Records are stored as JSON, never
+pickled.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from pydantic import BaseModel, ConfigDict
+
+CONCEPT_ID = re.compile(r"^G\d+-[A-Z0-9_]+$")
+SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
+_SIZE_UNITS = {"KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4, "B": 1}
+_CHECKSUM_ALGORITHMS = {
+    "MD5": "md5",
+    "SHA-1": "sha1",
+    "SHA1": "sha1",
+    "SHA-256": "sha256",
+    "SHA256": "sha256",
+    "SHA-384": "sha384",
+    "SHA-512": "sha512",
+    "SHA512": "sha512",
+}
+
+
+class UmmParseError(ValueError):
+    """A CMR item lacks a field the platform cannot work without."""
+
+
+class GranuleRecord(BaseModel):
+    """One granule revision as CMR describes it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    concept_id: str
+    revision_id: int
+    revision_date: str
+    granule_ur: str
+    collection_concept_id: str | None = None
+    file_name: str | None
+    begin: datetime | None
+    end: datetime | None
+    bbox: tuple[float, float, float, float] | None
+    data_url: str | None
+    data_urls: tuple[str, ...] = ()
+    s3_urls: tuple[str, ...] = ()
+    size_bytes: int | None = None
+    approx_size_bytes: int | None = None
+    checksum: str | None = None
+    checksum_algorithm: str | None = None
+    url_problem: str | None = None
+
+    @property
+    def item_id(self) -> str:
+        """STAC item id: the granule file name without its extension."""
+        name = self.require_file_name()
+        stem, _ext = posixpath.splitext(name)
+        return stem or name
+
+    def require_file_name(self) -> str:
+        if self.file_name is None:
+            raise UmmParseError(
+                self.url_problem
+                or f"granule {self.concept_id} ({self.granule_ur}) has no usable 'GET DATA' URL "
+                "in CMR's RelatedUrls; nothing can be downloaded. Check the collection's "
+                "metadata, or set cmr.data_url_pattern in the dataset file to pick the right link"
+            )
+        return self.file_name
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _bbox(spatial: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    geometry = spatial.get("HorizontalSpatialDomain", {}).get("Geometry", {})
+    xs: list[float] = []
+    ys: list[float] = []
+    for rect in geometry.get("BoundingRectangles", []) or []:
+        xs += [rect["WestBoundingCoordinate"], rect["EastBoundingCoordinate"]]
+        ys += [rect["SouthBoundingCoordinate"], rect["NorthBoundingCoordinate"]]
+    for polygon in geometry.get("GPolygons", []) or []:
+        for point in polygon.get("Boundary", {}).get("Points", []):
+            xs.append(point["Longitude"])
+            ys.append(point["Latitude"])
+    for point in geometry.get("Points", []) or []:
+        xs.append(point["Longitude"])
+        ys.append(point["Latitude"])
+    if not xs:
+        return None
+    return (float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys)))
+
+
+def file_name_of(url: str) -> str:
+    return posixpath.basename(unquote(urlparse(url).path))
+
+
+def _archive_entry(umm: dict[str, Any], file_name: str | None) -> dict[str, Any] | None:
+    entries = umm.get("DataGranule", {}).get("ArchiveAndDistributionInformation", []) or []
+    for entry in entries:
+        if file_name and entry.get("Name") == file_name:
+            return entry
+    return entries[0] if len(entries) == 1 else None
+
+
+def parse_umm_item(item: dict[str, Any], data_url_pattern: str | None = None) -> GranuleRecord:
+    """Turn one ``items[]`` element of a ``granules.umm_json`` response into a record."""
+    try:
+        meta = item["meta"]
+        umm = item["umm"]
+        concept_id = meta["concept-id"]
+        revision_id = int(meta["revision-id"])
+        revision_date = meta["revision-date"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UmmParseError(f"CMR item lacks meta.concept-id/revision-id/revision-date: {exc!r}")
+    if not CONCEPT_ID.match(str(concept_id)):
+        raise UmmParseError(
+            f"CMR item has concept-id {concept_id!r}, which is not a granule concept-id "
+            "(G<digits>-<PROVIDER>); it cannot be a partition key"
+        )
+    urls = umm.get("RelatedUrls", []) or []
+    https = tuple(
+        u["URL"] for u in urls if u.get("Type") == "GET DATA" and u.get("URL", "").startswith("http")
+    )
+    s3 = tuple(u["URL"] for u in urls if u.get("Type") == "GET DATA VIA DIRECT ACCESS")
+    pattern = re.compile(data_url_pattern) if data_url_pattern else None
+    chosen = next((u for u in https if pattern is None or pattern.search(u)), None)
+    file_name = file_name_of(chosen) if chosen else None
+    url_problem = None
+    if file_name is not None and not SAFE_FILE_NAME.match(file_name):
+        url_problem = (
+            f"granule {concept_id}: data URL file name {file_name!r} is not a plain file name "
+            "(letters, digits, '.', '_', '-', '+'); it is refused so that it cannot escape the "
+            "storage prefix. Report the record to the data provider"
+        )
+        file_name = None
+    entry = _archive_entry(umm, file_name) or {}
+    checksum = entry.get("Checksum") or {}
+    algorithm = _CHECKSUM_ALGORITHMS.get(str(checksum.get("Algorithm", "")).upper())
+    size_unit = _SIZE_UNITS.get(str(entry.get("SizeUnit", "")).upper())
+    approx = int(entry["Size"] * size_unit) if size_unit and entry.get("Size") is not None else None
+    temporal = umm.get("TemporalExtent", {})
+    range_dt = temporal.get("RangeDateTime", {})
+    single = temporal.get("SingleDateTime")
+    begin = _parse_time(range_dt.get("BeginningDateTime") or single)
+    return GranuleRecord(
+        concept_id=concept_id,
+        revision_id=revision_id,
+        revision_date=revision_date,
+        granule_ur=umm.get("GranuleUR", concept_id),
+        collection_concept_id=meta.get("collection-concept-id"),
+        file_name=file_name,
+        begin=begin,
+        end=_parse_time(range_dt.get("EndingDateTime")) or begin,
+        bbox=_bbox(umm.get("SpatialExtent", {})),
+        data_url=chosen,
+        data_urls=https,
+        s3_urls=s3,
+        size_bytes=entry.get("SizeInBytes"),
+        approx_size_bytes=approx,
+        checksum=checksum.get("Value") if algorithm else None,
+        checksum_algorithm=algorithm,
+        url_problem=url_problem,
+    )

@@ -1,0 +1,164 @@
+"""One IO manager for every asset: real formats in a local folder or on S3, never pickles.
+
+It stores the original granule file, the GeoTIFF and the STAC JSON at deterministic keys
+(see ``artifacts``), records ``uri``, size and checksum on every materialization, and loads
+inputs back for downstream assets. Locally produced files are handed over: once stored, the
+scratch copy is removed.
+"""
+
+
+import atexit
+import json
+import shutil
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pystac
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, ResourceDependency
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+from . import stac
+from .artifacts import (
+    CATALOG_KEY,
+    COG_MEDIA_TYPE,
+    ConvertedCog,
+    StagedGranule,
+    cog_key,
+    collection_key,
+    granule_key,
+    item_key,
+    record_key,
+)
+from .granules import GranuleRecord
+from .storage import LocalStorage, S3Storage, Storage, StorageError, StoredObject, parse_storage_url
+
+_SCRATCH: list[Path] = []
+
+
+def scratch_dir() -> Path:
+    """A per-process scratch folder, removed at exit, for downloads of stored inputs."""
+    if not _SCRATCH:
+        path = Path(tempfile.mkdtemp(prefix="cog_assets-"))
+        _SCRATCH.append(path)
+        atexit.register(shutil.rmtree, path, True)
+    return _SCRATCH[0]
+
+
+def _object_metadata(stored: StoredObject) -> dict[str, Any]:
+    return {
+        "uri": MetadataValue.url(stored.uri) if stored.uri.startswith("http") else stored.uri,
+        "size_bytes": stored.size,
+        "sha256": stored.sha256,
+    }
+
+
+class StorageIOManager(ConfigurableIOManager):
+    """Stores granules, COGs and STAC JSON under COG_ASSETS_STORAGE."""
+
+    storage_url: str = Field(description="file:///abs/dir or s3://bucket/prefix")
+    s3: ResourceDependency[S3Resource]
+
+    @cached_property
+    def storage(self) -> Storage:
+        kind, bucket, location = parse_storage_url(self.storage_url)
+        if kind == "file":
+            return LocalStorage(Path(location))
+        return S3Storage(self.s3.get_client(), bucket, location)
+
+    # -- writing ---------------------------------------------------------------------------
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        dataset_id = context.asset_key.path[0]
+        if isinstance(obj, StagedGranule):
+            self._store_granule(context, dataset_id, obj)
+        elif isinstance(obj, ConvertedCog):
+            key = cog_key(dataset_id, obj.record.item_id)
+            stored = self.storage.put_file(obj.path, key, COG_MEDIA_TYPE)
+            obj.path.unlink(missing_ok=True)
+            context.add_output_metadata(_object_metadata(stored))
+        elif isinstance(obj, pystac.Item):
+            stored = self._put_json(item_key(dataset_id, obj.id), stac.item_for_catalog(obj))
+            context.add_output_metadata(_object_metadata(stored))
+        elif isinstance(obj, pystac.Collection):
+            self._store_collection(context, dataset_id, obj)
+        else:
+            raise TypeError(
+                f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; the storage "
+                "IO manager stores StagedGranule, ConvertedCog, pystac.Item and pystac.Collection"
+            )
+
+    def _put_json(self, key: str, payload: dict[str, Any]) -> StoredObject:
+        data = json.dumps(payload, indent=1, sort_keys=True).encode()
+        return self.storage.put_bytes(data, key, "application/json")
+
+    def _store_granule(self, context: OutputContext, dataset_id: str, obj: StagedGranule) -> None:
+        file_name = obj.record.require_file_name()
+        stored = self.storage.put_file(obj.path, granule_key(dataset_id, file_name), "application/x-hdf5")
+        obj.path.unlink(missing_ok=True)
+        # The record is written last: its presence means the file it names is complete.
+        self.storage.put_bytes(
+            obj.record.model_dump_json(indent=1).encode(),
+            record_key(dataset_id, obj.record.concept_id),
+            "application/json",
+        )
+        context.add_output_metadata(
+            {
+                **_object_metadata(stored),
+                "file_name": file_name,
+                "cmr_concept_id": obj.record.concept_id,
+                "cmr_revision_id": obj.record.revision_id,
+                "cmr_checksum": f"{obj.record.checksum_algorithm}:{obj.record.checksum}"
+                if obj.record.checksum
+                else "not provided by CMR",
+            }
+        )
+
+    def _store_collection(
+        self, context: OutputContext, dataset_id: str, collection: pystac.Collection
+    ) -> None:
+        items = [
+            key.rsplit("/", 1)[-1][: -len(".json")]
+            for key in self.storage.list_keys(f"{dataset_id}/items")
+            if key.endswith(".json")
+        ]
+        payload = stac.collection_with_links(collection, items)
+        stored = self._put_json(collection_key(dataset_id), payload)
+        collections = sorted(
+            key.split("/", 1)[0]
+            for key in self.storage.list_keys("")
+            if key.count("/") == 1 and key.endswith("/collection.json")
+        )
+        self._put_json(CATALOG_KEY, stac.root_catalog(collections))
+        context.add_output_metadata({**_object_metadata(stored), "item_links": len(items)})
+
+    # -- reading ---------------------------------------------------------------------------
+    def _record(self, dataset_id: str, concept_id: str) -> GranuleRecord:
+        try:
+            raw = self.storage.get_bytes(record_key(dataset_id, concept_id))
+        except StorageError as exc:
+            raise StorageError(
+                f"granule {concept_id} of {dataset_id} has not been staged ({exc}); materialize "
+                f"{dataset_id}/granule for this partition first"
+            ) from None
+        return GranuleRecord.model_validate_json(raw)
+
+    def load_input(self, context: InputContext) -> Any:
+        dataset_id, name = context.asset_key.path[0], context.asset_key.path[-1]
+        if name == "granule":
+            record = self._record(dataset_id, context.asset_partition_key)
+            key = granule_key(dataset_id, record.require_file_name())
+            return StagedGranule(record=record, path=self.storage.local_copy(key, scratch_dir()))
+        if name == "cog":
+            record = self._record(dataset_id, context.asset_partition_key)
+            key = cog_key(dataset_id, record.item_id)
+            path = self.storage.local_copy(key, scratch_dir())
+            return ConvertedCog(record=record, path=path, uri=self.storage.uri(key))
+        if name == "stac_item":
+            record = self._record(dataset_id, context.asset_partition_key)
+            raw = self.storage.get_bytes(item_key(dataset_id, record.item_id))
+            return pystac.Item.from_dict(json.loads(raw))
+        if name == "stac_collection":
+            return pystac.Collection.from_dict(json.loads(self.storage.get_bytes(collection_key(dataset_id))))
+        raise TypeError(f"no loader for {context.asset_key.to_user_string()}")

@@ -1,0 +1,273 @@
+"""Read a granule's science variable into one north-up grid with its exact transform.
+
+Two readers, chosen by ``reader.format`` in the dataset file:
+
+* ``hdfeos5_grid`` (OMI L3e): the grid's corners come from the HDF-EOS ``StructMetadata.0``
+  (``UpperLeftPointMtrs``/``LowerRightMtrs``), which tells whether row 0 is the south edge.
+* ``hdf5_latlon_grid`` (GPM IMERG): the axes are found through the variable's dimension
+  scales (or sibling ``lat``/``lon`` variables); the latitude values give the row order and
+  the transform.
+
+Nothing about a particular product is hard-coded; the YAML can override what a file lacks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from affine import Affine
+
+from .dataset import ReaderConfig
+
+CRS = "EPSG:4326"
+
+
+class GranuleReadError(ValueError):
+    """The granule file cannot be turned into a grid; the message says why and what to fix."""
+
+
+@dataclass
+class Raster:
+    """A north-up float32 grid; pixels equal to ``nodata`` had fill values in the source."""
+
+    data: np.ndarray
+    transform: Affine
+    nodata: float
+    units: str | None
+    valid: np.ndarray  # bool mask of valid pixels
+
+    @property
+    def crs(self) -> str:
+        return CRS
+
+
+def _attr(obj: h5py.HLObject, *names: str) -> Any:
+    for name in names:
+        if name in obj.attrs:
+            value = obj.attrs[name]
+            if isinstance(value, bytes):
+                return value.decode()
+            if isinstance(value, np.ndarray) and value.size == 1:
+                return value.reshape(-1)[0].item()
+            return value
+    return None
+
+
+def _dms_to_degrees(packed: float) -> float:
+    """HDF-EOS packs angles as DDDMMMSSS.SS."""
+    sign = -1.0 if packed < 0 else 1.0
+    value = abs(packed)
+    degrees = int(value // 1_000_000)
+    minutes = int((value - degrees * 1_000_000) // 1000)
+    seconds = value - degrees * 1_000_000 - minutes * 1000
+    return sign * (degrees + minutes / 60 + seconds / 3600)
+
+
+def _struct_corners(handle: h5py.File, grid_name: str) -> tuple[float, float, float, float] | None:
+    """(x_upper_left, y_upper_left, x_lower_right, y_lower_right) in degrees, or None."""
+    node = handle.get("HDFEOS INFORMATION/StructMetadata.0")
+    if node is None:
+        return None
+    text = node[()]
+    text = text.decode() if isinstance(text, bytes) else str(text)
+    for block in re.findall(r"GROUP=GRID_\d+(.*?)END_GROUP=GRID_\d+", text, re.S):
+        if f'GridName="{grid_name}"' not in block:
+            continue
+        upper = re.search(r"UpperLeftPointMtrs=\(([^,]+),([^)]+)\)", block)
+        lower = re.search(r"LowerRightMtrs=\(([^,]+),([^)]+)\)", block)
+        if upper and lower:
+            ux, uy, lx, ly = (float(v) for v in (*upper.groups(), *lower.groups()))
+            return (_dms_to_degrees(ux), _dms_to_degrees(uy), _dms_to_degrees(lx), _dms_to_degrees(ly))
+    return None
+
+
+def _open_variable(handle: h5py.File, config: ReaderConfig, path: Path) -> h5py.Dataset:
+    node = handle.get(config.variable)
+    if not isinstance(node, h5py.Dataset):
+        parent_path = config.variable.rsplit("/", 1)[0] or "/"
+        parent = handle.get(parent_path)
+        listing = sorted(parent.keys()) if isinstance(parent, h5py.Group) else []
+        raise GranuleReadError(
+            f"{path.name}: variable {config.variable!r} not found"
+            + (f"; {parent_path!r} holds {listing}" if listing else f"; there is no group {parent_path!r}")
+            + ". Fix reader.variable in the dataset file"
+        )
+    return node
+
+
+def _scaled(raw: np.ndarray, ds: h5py.Dataset, config: ReaderConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """Apply scale/offset; return (data, valid mask, nodata value)."""
+    fill = config.fill_value if config.fill_value is not None else _attr(ds, "_FillValue", "missing_value")
+    missing = _attr(ds, "MissingValue", "missing_value")
+    scale = config.scale_factor if config.scale_factor is not None else _attr(ds, "ScaleFactor", "scale_factor")
+    offset = config.add_offset if config.add_offset is not None else _attr(ds, "Offset", "add_offset")
+    valid = np.isfinite(raw) if raw.dtype.kind == "f" else np.ones(raw.shape, bool)
+    for value in (fill, missing):
+        if value is not None:
+            valid &= raw != np.asarray(value, dtype=raw.dtype)
+    data = raw.astype(np.float32, copy=False)
+    if (scale is not None and scale != 1) or (offset is not None and offset != 0):
+        data = (data * np.float32(scale if scale is not None else 1) + np.float32(offset or 0)).astype(np.float32)
+    nodata = float(np.float32(fill)) if fill is not None else float(np.finfo(np.float32).min)
+    if np.any(data[valid] == np.float32(nodata)):
+        raise GranuleReadError(
+            f"variable {ds.name!r}: a valid value equals the nodata value {nodata} after scaling; "
+            "set reader.fill_value in the dataset file to a value outside the data range"
+        )
+    data = np.where(valid, data, np.float32(nodata)).astype(np.float32, copy=False)
+    return data, valid, nodata
+
+
+def read_hdfeos5_grid(path: Path, config: ReaderConfig) -> Raster:
+    with _open(path) as handle:
+        ds = _open_variable(handle, config, path)
+        if ds.ndim != 2:
+            raise GranuleReadError(f"{path.name}: {config.variable!r} has {ds.ndim} dimensions, expected 2 (lat, lon)")
+        grid_group = ds.parent.parent
+        grid_name = grid_group.name.rsplit("/", 1)[-1]
+        rows, cols = ds.shape
+        corners = _struct_corners(handle, grid_name)
+        if corners is not None:
+            west, y0, east, y1 = corners
+            south_up = y0 < y1
+            south, north = min(y0, y1), max(y0, y1)
+        else:
+            grid = config.grid
+            span = _attr(grid_group, "GridSpan")
+            if span is not None:
+                west, east, south, north = (float(v) for v in str(span).strip("()").split(","))
+            elif grid is not None:
+                west, east, south, north = grid.west, grid.east, grid.south, grid.north
+            else:
+                raise GranuleReadError(
+                    f"{path.name}: grid {grid_name!r} has no StructMetadata.0 corners and no "
+                    "GridSpan; set reader.grid in the dataset file"
+                )
+            if config.orientation == "auto":
+                raise GranuleReadError(
+                    f"{path.name}: cannot tell the row order of grid {grid_name!r} (no "
+                    "StructMetadata.0); set reader.orientation to south_up or north_up"
+                )
+            south_up = config.orientation == "south_up"
+        if config.orientation != "auto" and corners is not None:
+            south_up = config.orientation == "south_up"
+        spacing = _attr(grid_group, "GridSpacing")
+        if spacing is not None:
+            dx, dy = (float(v) for v in str(spacing).strip("()").split(","))
+            if round((east - west) / dx) != cols or round((north - south) / dy) != rows:
+                raise GranuleReadError(
+                    f"{path.name}: {config.variable!r} has shape {ds.shape} but the grid metadata "
+                    f"({west},{east},{south},{north} at {dx}x{dy}°) implies "
+                    f"({round((north - south) / dy)}, {round((east - west) / dx)}); the file is "
+                    "inconsistent or reader.variable names the wrong variable"
+                )
+        raw = ds[()]
+        data, valid, nodata = _scaled(raw, ds, config)
+        units = config.units or _attr(ds, "Units", "units")
+    if south_up:
+        data, valid = data[::-1], valid[::-1]
+    transform = Affine((east - west) / cols, 0, west, 0, -(north - south) / rows, north)
+    return Raster(np.ascontiguousarray(data), transform, nodata, units, np.ascontiguousarray(valid))
+
+
+def _axis_roles(ds: h5py.Dataset, handle: h5py.File) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """(lat axis, lon axis, lat values, lon values) from dimension scales or sibling variables."""
+    lat_axis = lon_axis = -1
+    lat = lon = None
+    for axis in range(ds.ndim):
+        scales = list(ds.dims[axis].values()) if len(ds.dims[axis]) else []
+        for scale in scales:
+            name = scale.name.rsplit("/", 1)[-1].lower()
+            units = str(_attr(scale, "units") or "").lower()
+            if name.startswith("lat") or units == "degrees_north":
+                lat_axis, lat = axis, scale[()]
+            elif name.startswith("lon") or units == "degrees_east":
+                lon_axis, lon = axis, scale[()]
+    if lat is None or lon is None:
+        parent = ds.parent
+        for key in parent:
+            node = parent[key]
+            if not isinstance(node, h5py.Dataset) or node.ndim != 1:
+                continue
+            name = key.lower()
+            if lat is None and name.startswith("lat") and node.shape[0] in ds.shape:
+                lat_axis, lat = ds.shape.index(node.shape[0]), node[()]
+            elif lon is None and name.startswith("lon") and node.shape[0] in ds.shape:
+                lon_axis, lon = list(ds.shape).index(node.shape[0]), node[()]
+    if lat is None or lon is None or lat_axis == lon_axis:
+        raise GranuleReadError(
+            f"{ds.name!r}: cannot find its latitude/longitude coordinate variables (dimension "
+            "scales or sibling 'lat'/'lon'); use reader.format hdfeos5_grid or fix the variable"
+        )
+    return lat_axis, lon_axis, np.asarray(lat, np.float64), np.asarray(lon, np.float64)
+
+
+def _regular_step(values: np.ndarray, name: str, path: Path) -> float:
+    steps = np.diff(values)
+    if values.size < 2 or not np.allclose(steps, steps[0], rtol=1e-4, atol=1e-6):
+        raise GranuleReadError(f"{path.name}: {name} coordinates are not a regular grid")
+    return float(steps[0])
+
+
+def read_hdf5_latlon_grid(path: Path, config: ReaderConfig) -> Raster:
+    with _open(path) as handle:
+        ds = _open_variable(handle, config, path)
+        lat_axis, lon_axis, lat, lon = _axis_roles(ds, handle)
+        if ds.shape[lat_axis] != lat.size or ds.shape[lon_axis] != lon.size:
+            raise GranuleReadError(
+                f"{path.name}: {config.variable!r} has shape {ds.shape} but its coordinates have "
+                f"{lat.size} latitudes and {lon.size} longitudes"
+            )
+        extra = [a for a in range(ds.ndim) if a not in (lat_axis, lon_axis)]
+        if any(ds.shape[a] != 1 for a in extra):
+            raise GranuleReadError(
+                f"{path.name}: {config.variable!r} has shape {ds.shape}; only length-1 extra "
+                "dimensions (such as time) can be dropped"
+            )
+        raw = ds[()]
+        data, valid, nodata = _scaled(raw, ds, config)
+        units = config.units or _attr(ds, "units", "Units")
+    order = [lat_axis, lon_axis]
+    data = np.transpose(data, extra + order).reshape(lat.size, lon.size)
+    valid = np.transpose(valid, extra + order).reshape(lat.size, lon.size)
+    dy = _regular_step(lat, "latitude", path)
+    dx = _regular_step(lon, "longitude", path)
+    south_up = dy > 0 if config.orientation == "auto" else config.orientation == "south_up"
+    if south_up:
+        data, valid = data[::-1], valid[::-1]
+    if dx < 0:
+        data, valid = data[:, ::-1], valid[:, ::-1]
+    west = float(lon.min()) - abs(dx) / 2
+    north = float(lat.max()) + abs(dy) / 2
+    transform = Affine(abs(dx), 0, west, 0, -abs(dy), north)
+    return Raster(np.ascontiguousarray(data), transform, nodata, units, np.ascontiguousarray(valid))
+
+
+def _open(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise GranuleReadError(
+            f"{path.name} is not a readable HDF5 file ({exc}); it is corrupt or truncated. "
+            "Re-materialize its granule asset to download it again"
+        ) from None
+
+
+READERS = {"hdfeos5_grid": read_hdfeos5_grid, "hdf5_latlon_grid": read_hdf5_latlon_grid}
+
+
+def read_granule(path: Path, config: ReaderConfig) -> Raster:
+    """The configured variable as a north-up grid."""
+    try:
+        return READERS[config.format](path, config)
+    except GranuleReadError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise GranuleReadError(
+            f"{path.name}: reading {config.variable!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc

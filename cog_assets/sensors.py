@@ -1,0 +1,127 @@
+"""One CMR sensor per dataset: new granules become partitions, recent ones become runs."""
+
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+
+from dagster import (
+    AssetKey,
+    DefaultSensorStatus,
+    DynamicPartitionsDefinition,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from .cmr import CmrClient, CmrError
+from .dataset import DatasetConfig
+from .discovery import Harvest, HarvestCursor, harvest
+from .granules import GranuleRecord
+
+REVISION_TAG = "cog_assets/cmr_revision"
+
+
+def _is_recent(record: GranuleRecord, now: datetime, days: float) -> bool:
+    when = record.end or record.begin
+    return when is not None and when >= now - timedelta(days=days)
+
+
+def plan_tick(
+    dataset: DatasetConfig,
+    result: Harvest,
+    existing: set[str],
+    processed: set[str] | None,
+    now: datetime,
+) -> tuple[list[str], list[GranuleRecord]]:
+    """Which partitions to add and which granules to run.
+
+    New granules are always registered, and run when recent. A revised granule (already a
+    partition) is rerun when recent or when it was processed before, so outputs follow CMR.
+    ``processed`` is only consulted for revisions; None means "not fetched" (no revisions).
+    """
+    new_keys: list[str] = []
+    to_run: list[GranuleRecord] = []
+    for record in result.records:
+        recent = _is_recent(record, now, dataset.sensor.auto_run_days)
+        if record.concept_id not in existing:
+            new_keys.append(record.concept_id)
+            if recent:
+                to_run.append(record)
+        elif recent or (processed is not None and record.concept_id in processed):
+            to_run.append(record)
+    return new_keys, to_run
+
+
+def build_cmr_sensor(
+    dataset: DatasetConfig,
+    partitions_def: DynamicPartitionsDefinition,
+    granule_chain: Sequence[AssetKey],
+    collection_key: AssetKey,
+):
+    """``<dataset>_cmr_sensor``: harvests CMR within a per-tick budget and requests runs."""
+    policy = dataset.sensor
+
+    @sensor(
+        name=f"{dataset.id}_cmr_sensor",
+        minimum_interval_seconds=policy.minimum_interval_seconds,
+        asset_selection=[*granule_chain, collection_key],
+        default_status=DefaultSensorStatus.STOPPED,
+        description=(
+            f"Polls CMR for {dataset.cmr.short_name} v{dataset.cmr.version} "
+            f"({dataset.cmr.provider}) granules; registers each as a partition of "
+            f"{partitions_def.name} and materializes those ending within "
+            f"{policy.auto_run_days:g} days, and revisions of processed ones."
+        ),
+    )
+    def cmr_sensor(context: SensorEvaluationContext, cmr: CmrClient) -> SensorResult | SkipReason:
+        cursor = HarvestCursor.from_json(context.cursor)
+        try:
+            result = harvest(
+                cmr, dataset.cmr, cursor, policy.max_granules_per_tick, policy.max_seconds_per_tick
+            )
+        except CmrError as exc:
+            raise CmrError(
+                f"{dataset.id}: CMR search failed, cursor kept at {cursor.watermark or 'start'} "
+                f"so nothing is skipped; the next tick retries. Cause: {exc}"
+            ) from exc
+        for problem in result.rejected:
+            context.log.warning(f"{dataset.id}: skipped an unusable CMR record: {problem}")
+        if not result.records:
+            return SkipReason(f"no new granule revisions since {cursor.watermark or 'the start'}")
+
+        instance = context.instance
+        existing = set(instance.get_dynamic_partitions(partitions_def.name))
+        has_revisions = any(r.concept_id in existing for r in result.records)
+        processed = (
+            set(instance.get_materialized_partitions(granule_chain[-1])) if has_revisions else None
+        )
+        new_keys, to_run = plan_tick(
+            dataset, result, existing, processed, datetime.now(timezone.utc)
+        )
+        run_requests = [
+            RunRequest(
+                run_key=f"{record.concept_id}@{record.revision_id}",
+                partition_key=record.concept_id,
+                asset_selection=list(granule_chain),
+                tags={REVISION_TAG: str(record.revision_id)},
+            )
+            for record in to_run
+        ]
+        if to_run and instance.get_latest_materialization_event(collection_key) is None:
+            run_requests.insert(0, RunRequest(run_key="collection", asset_selection=[collection_key]))
+        context.log.info(
+            f"{dataset.id}: {len(result.records)} new revisions in {result.pages} pages "
+            f"({len(new_keys)} new partitions, {len(to_run)} runs); "
+            f"{'caught up' if result.complete else 'more next tick'}"
+        )
+        return SensorResult(
+            run_requests=run_requests,
+            dynamic_partitions_requests=[partitions_def.build_add_request(new_keys)]
+            if new_keys
+            else [],
+            cursor=result.cursor.to_json(),
+        )
+
+    return cmr_sensor

@@ -1,0 +1,191 @@
+"""STAC items and collections built with pystac from CMR records and the dataset file.
+
+Item conventions (DESIGN.md): id = granule file name without extension; datetime,
+start_datetime and end_datetime from CMR's temporal extent (never "now"); ``updated`` is the
+CMR revision date, so a rerun of the same revision yields the same item; asset
+``cog_default`` is the COG with the projection, raster and file extensions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pystac
+import rasterio
+from pystac.extensions.file import FileExtension
+from pystac.extensions.item_assets import AssetDefinition, ItemAssetsExtension
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
+
+from .artifacts import COG_MEDIA_TYPE
+from .dataset import DatasetConfig
+from .granules import GranuleRecord
+from .storage import sha256_of
+
+COG_ASSET = "cog_default"
+
+
+def _multihash_sha256(hex_digest: str) -> str:
+    return "1220" + hex_digest
+
+
+def _polygon(bbox: tuple[float, float, float, float]) -> dict[str, Any]:
+    w, s, e, n = bbox
+    return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+
+
+def build_item(
+    dataset: DatasetConfig,
+    record: GranuleRecord,
+    cog_path: Path,
+    cog_uri: str,
+    cmr_url: str,
+) -> pystac.Item:
+    """The granule's item, its ``cog_default`` asset pointing at the stored COG."""
+    with rasterio.open(cog_path) as cog:
+        bounds = tuple(cog.bounds)
+        shape = [cog.height, cog.width]
+        transform = list(cog.transform)[:6]
+        nodata = cog.nodata
+        band = cog.read(1, masked=True)
+    bbox = record.bbox or bounds
+    if record.begin is None:
+        raise ValueError(f"granule {record.concept_id} has no temporal extent in CMR")
+    item = pystac.Item(
+        id=record.item_id,
+        geometry=_polygon(bbox),
+        bbox=list(bbox),
+        datetime=record.begin,
+        start_datetime=record.begin,
+        end_datetime=record.end or record.begin,
+        properties={
+            "cmr:concept_id": record.concept_id,
+            "cmr:revision_id": record.revision_id,
+            "cmr:revision_date": record.revision_date,
+            "cmr:granule_ur": record.granule_ur,
+        },
+        collection=dataset.id,
+    )
+    item.common_metadata.updated = datetime.fromisoformat(record.revision_date.replace("Z", "+00:00"))
+    asset = pystac.Asset(
+        href=cog_uri,
+        media_type=COG_MEDIA_TYPE,
+        roles=["data"],
+        title=f"{dataset.reader.variable.rsplit('/', 1)[-1]} ({dataset.reader.units or 'unitless'})",
+    )
+    item.add_asset(COG_ASSET, asset)
+
+    projection = ProjectionExtension.ext(item, add_if_missing=True)
+    projection.code = "EPSG:4326"
+    proj_asset = ProjectionExtension.ext(asset)
+    proj_asset.shape = shape
+    proj_asset.transform = transform
+    proj_asset.bbox = list(bounds)
+
+    stats = None
+    if band.count():
+        stats = Statistics.create(
+            minimum=float(band.min()),
+            maximum=float(band.max()),
+            mean=float(band.mean()),
+            valid_percent=round(100.0 * band.count() / band.size, 4),
+        )
+    RasterExtension.ext(asset, add_if_missing=True).bands = [
+        RasterBand.create(
+            nodata=nodata,
+            data_type=DataType.FLOAT32,
+            unit=dataset.reader.units,
+            statistics=stats,
+        )
+    ]
+    file_ext = FileExtension.ext(asset, add_if_missing=True)
+    file_ext.size = cog_path.stat().st_size
+    file_ext.checksum = _multihash_sha256(sha256_of(cog_path))
+
+    item.add_link(
+        pystac.Link(
+            rel="via",
+            target=f"{cmr_url.rstrip('/')}/search/concepts/{record.concept_id}.umm_json",
+            media_type="application/json",
+            title="CMR granule record",
+        )
+    )
+    if record.data_url:
+        item.add_link(pystac.Link(rel="derived_from", target=record.data_url, title="source granule"))
+    return item
+
+
+def build_collection(dataset: DatasetConfig) -> pystac.Collection:
+    """The collection from the dataset file (extent from the CMR query)."""
+    bbox = list(dataset.cmr.bounding_box or (-180.0, -90.0, 180.0, 90.0))
+    collection = pystac.Collection(
+        id=dataset.id,
+        title=dataset.stac.title,
+        description=dataset.stac.description,
+        license=dataset.stac.license,
+        keywords=dataset.stac.keywords,
+        providers=[
+            pystac.Provider(name=p.name, roles=list(p.roles), url=p.url)  # type: ignore[arg-type]
+            for p in dataset.stac.providers
+        ],
+        extent=pystac.Extent(
+            spatial=pystac.SpatialExtent([bbox]),
+            temporal=pystac.TemporalExtent([[dataset.cmr.temporal_start, dataset.cmr.temporal_end]]),
+        ),
+        extra_fields={
+            "cmr:short_name": dataset.cmr.short_name,
+            "cmr:version": dataset.cmr.version,
+            "cmr:provider": dataset.cmr.provider,
+        },
+    )
+    ItemAssetsExtension.ext(collection, add_if_missing=True).item_assets = {
+        COG_ASSET: AssetDefinition.create(
+            title=dataset.reader.variable.rsplit("/", 1)[-1],
+            description=None,
+            media_type=COG_MEDIA_TYPE,
+            roles=["data"],
+        )
+    }
+    return collection
+
+
+def collection_with_links(collection: pystac.Collection, item_ids: list[str]) -> dict[str, Any]:
+    """Collection JSON for the static catalog: relative links to root and every item."""
+    payload = collection.to_dict(include_self_link=False, transform_hrefs=False)
+    payload["links"] = [
+        {"rel": "root", "href": "../catalog.json", "type": "application/json"},
+        {"rel": "parent", "href": "../catalog.json", "type": "application/json"},
+    ] + [
+        {"rel": "item", "href": f"./items/{item_id}.json", "type": "application/geo+json"}
+        for item_id in item_ids
+    ]
+    return payload
+
+
+def item_for_catalog(item: pystac.Item) -> dict[str, Any]:
+    """Item JSON for the static catalog: relative links to its collection and the root."""
+    payload = item.to_dict(include_self_link=False, transform_hrefs=False)
+    payload["links"] = [
+        link for link in payload.get("links", []) if link["rel"] not in {"root", "parent", "collection", "self"}
+    ] + [
+        {"rel": "collection", "href": "../collection.json", "type": "application/json"},
+        {"rel": "parent", "href": "../collection.json", "type": "application/json"},
+        {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
+    ]
+    return payload
+
+
+def root_catalog(collection_ids: list[str]) -> dict[str, Any]:
+    catalog = pystac.Catalog(
+        id="cog_assets",
+        description="Cloud-Optimized GeoTIFFs made from NASA Earth-observation granules by cog_assets",
+        title="cog_assets",
+    )
+    payload = catalog.to_dict(include_self_link=False, transform_hrefs=False)
+    payload["links"] = [{"rel": "root", "href": "./catalog.json", "type": "application/json"}] + [
+        {"rel": "child", "href": f"./{cid}/collection.json", "type": "application/json"}
+        for cid in collection_ids
+    ]
+    return payload

@@ -1,0 +1,241 @@
+"""Where outputs live: a local folder or an S3 prefix, behind one small interface.
+
+Writes are atomic and verified: a local file is written beside its final name and renamed
+into place after its size is checked; an S3 object only appears when its upload completes,
+and its size is checked with a HEAD. Keys are validated so that no name from CMR can escape
+the storage root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
+_HASH_CHUNK = 1 << 20
+
+
+class StorageError(RuntimeError):
+    """A read or write against the configured storage failed."""
+
+
+def storage_key(*parts: str) -> str:
+    """Join validated path segments; refuses '..', slashes, spaces and other surprises."""
+    for part in parts:
+        for segment in part.split("/"):
+            if not _SEGMENT.match(segment) or segment in {".", ".."} or ".." in segment:
+                raise StorageError(
+                    f"refusing storage key segment {segment!r} of {'/'.join(parts)!r}: only "
+                    "letters, digits, '.', '_', '-', '+' are allowed so objects stay under the "
+                    "storage prefix"
+                )
+    return "/".join(parts)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    uri: str
+    size: int
+    sha256: str
+
+
+class Storage(Protocol):
+    def uri(self, key: str) -> str: ...
+    def put_file(self, local: Path, key: str, content_type: str) -> StoredObject: ...
+    def put_bytes(self, data: bytes, key: str, content_type: str) -> StoredObject: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def local_copy(self, key: str, scratch: Path) -> Path: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+
+class LocalStorage:
+    """A folder on this machine (the embedded default)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise StorageError(f"key {key!r} resolves outside the storage folder {self.root}")
+        return path
+
+    def uri(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def _commit(self, write: Any, key: str) -> StoredObject:
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.partial")
+        try:
+            expected_size, expected_sha = write(temp)
+            with temp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            actual = temp.stat().st_size
+            if actual != expected_size:
+                raise StorageError(f"wrote {actual} bytes to {temp}, expected {expected_size}")
+            os.replace(temp, final)
+        finally:
+            temp.unlink(missing_ok=True)
+        return StoredObject(uri=final.as_uri(), size=expected_size, sha256=expected_sha)
+
+    def put_file(self, local: Path, key: str, content_type: str) -> StoredObject:
+        def write(temp: Path) -> tuple[int, str]:
+            shutil.copyfile(local, temp)
+            return local.stat().st_size, sha256_of(local)
+
+        return self._commit(write, key)
+
+    def put_bytes(self, data: bytes, key: str, content_type: str) -> StoredObject:
+        def write(temp: Path) -> tuple[int, str]:
+            temp.write_bytes(data)
+            return len(data), hashlib.sha256(data).hexdigest()
+
+        return self._commit(write, key)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"{self.uri(key)} does not exist") from None
+
+    def local_copy(self, key: str, scratch: Path) -> Path:
+        path = self._path(key)
+        if not path.exists():
+            raise StorageError(f"{path.as_uri()} does not exist")
+        return path
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.root).as_posix())
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+
+class S3Storage:
+    """An S3 (or S3-compatible) bucket and prefix."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def _verify(self, key: str, size: int) -> None:
+        head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        if head["ContentLength"] != size:
+            raise StorageError(
+                f"{self.uri(key)} holds {head['ContentLength']} bytes after upload, expected {size}"
+            )
+
+    def put_file(self, local: Path, key: str, content_type: str) -> StoredObject:
+        size = local.stat().st_size
+        try:
+            self.client.upload_file(
+                str(local), self.bucket, self._key(key), ExtraArgs={"ContentType": content_type}
+            )
+            self._verify(key, size)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"upload of {local.name} to {self.uri(key)} failed: {exc}") from exc
+        return StoredObject(uri=self.uri(key), size=size, sha256=sha256_of(local))
+
+    def put_bytes(self, data: bytes, key: str, content_type: str) -> StoredObject:
+        import base64
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ContentType=content_type,
+                ContentMD5=base64.b64encode(hashlib.md5(data).digest()).decode(),
+            )
+        except Exception as exc:
+            raise StorageError(f"write to {self.uri(key)} failed: {exc}") from exc
+        return StoredObject(uri=self.uri(key), size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise StorageError(f"{self.uri(key)} does not exist") from None
+
+    def local_copy(self, key: str, scratch: Path) -> Path:
+        target = scratch / uuid.uuid4().hex / key.rsplit("/", 1)[-1]
+        target.parent.mkdir(parents=True)
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(target))
+        except Exception as exc:
+            raise StorageError(f"download of {self.uri(key)} failed: {exc}") from exc
+        return target
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+            keys += [obj["Key"][strip:] for obj in page.get("Contents", [])]
+        return sorted(keys)
+
+
+def parse_storage_url(url: str) -> tuple[str, str, str]:
+    """('file', '', '/abs/dir') or ('s3', bucket, prefix); anything else is a clear error."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise StorageError(
+                f"COG_ASSETS_STORAGE={url!r}: a local folder must be written file:///abs/dir"
+            )
+        return "file", "", unquote(parsed.path)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise StorageError(f"COG_ASSETS_STORAGE={url!r}: expected s3://bucket/prefix")
+        return "s3", parsed.netloc, parsed.path.strip("/")
+    raise StorageError(
+        f"COG_ASSETS_STORAGE={url!r} is neither file:///abs/dir nor s3://bucket/prefix"
+    )

