@@ -7,7 +7,9 @@ Settings come from the environment (see README, "Configuration"). Secrets are pa
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from dagster import Definitions, EnvVar
 from dagster_aws.s3 import S3Resource
@@ -15,7 +17,7 @@ from dagster_aws.s3 import S3Resource
 from .assets import build_dataset_assets
 from .cmr import DEFAULT_CMR_URL, CmrClient
 from .dataset import DATASETS_DIR, load_datasets
-from .earthdata import EarthdataDownloader
+from .earthdata import EARTHDATA_HOST_SUFFIXES, EarthdataDownloader
 from .io_manager import StorageIOManager
 from .sensors import build_cmr_sensor
 
@@ -29,28 +31,41 @@ def _secret(name: str) -> EnvVar | None:
     return EnvVar(name) if os.environ.get(name) else None
 
 
-def build_definitions(datasets_dir: Path = DATASETS_DIR) -> Definitions:
+def resources_from_env() -> dict[str, Any]:
+    """Resources configured from COG_ASSETS_*, EARTHDATA_TOKEN and the AWS variables."""
+    extra_hosts = [h.strip() for h in os.environ.get("COG_ASSETS_EARTHDATA_HOSTS", "").split(",")]
+    s3 = S3Resource(
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+    )
+    return {
+        "cmr": CmrClient(base_url=os.environ.get("COG_ASSETS_CMR_URL") or DEFAULT_CMR_URL),
+        "earthdata": EarthdataDownloader(
+            token=_secret("EARTHDATA_TOKEN"),
+            token_hosts=[*EARTHDATA_HOST_SUFFIXES, *filter(None, extra_hosts)],
+        ),
+        "io_manager": StorageIOManager(
+            storage_url=os.environ.get("COG_ASSETS_STORAGE") or default_storage_url(), s3=s3
+        ),
+    }
+
+
+def build_definitions(
+    resources: Mapping[str, Any] | None = None, datasets_dir: Path = DATASETS_DIR
+) -> Definitions:
     assets, sensors = [], []
     for dataset in load_datasets(datasets_dir):
         built = build_dataset_assets(dataset)
         assets += built.all
         sensors.append(
-            build_cmr_sensor(dataset, built.partitions_def, built.granule_chain, built.stac_collection.key)
+            build_cmr_sensor(
+                dataset, built.partitions_def, built.granule_chain, built.stac_collection.key
+            )
         )
-    s3 = S3Resource(
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
-    )
     return Definitions(
         assets=assets,
         sensors=sensors,
-        resources={
-            "cmr": CmrClient(base_url=os.environ.get("COG_ASSETS_CMR_URL") or DEFAULT_CMR_URL),
-            "earthdata": EarthdataDownloader(token=_secret("EARTHDATA_TOKEN")),
-            "io_manager": StorageIOManager(
-                storage_url=os.environ.get("COG_ASSETS_STORAGE") or default_storage_url(), s3=s3
-            ),
-        },
+        resources=dict(resources) if resources is not None else resources_from_env(),
     )
 
 

@@ -208,10 +208,19 @@ def _axis_roles(ds: h5py.Dataset, handle: h5py.File) -> tuple[int, int, np.ndarr
 
 
 def _regular_step(values: np.ndarray, name: str, path: Path) -> float:
-    steps = np.diff(values)
-    if values.size < 2 or not np.allclose(steps, steps[0], rtol=1e-4, atol=1e-6):
+    """The grid step from the extreme centres (float32 coordinates jitter pairwise)."""
+    if values.size < 2:
+        raise GranuleReadError(f"{path.name}: {name} has fewer than two coordinates")
+    step = (float(values[-1]) - float(values[0])) / (values.size - 1)
+    if not np.allclose(np.diff(values), step, rtol=1e-3, atol=0):
         raise GranuleReadError(f"{path.name}: {name} coordinates are not a regular grid")
-    return float(steps[0])
+    return step
+
+
+def _snap(value: float, step: float) -> float:
+    """Undo float32 noise: round to 1e-5° when that moves the value by < 1e-4 of a pixel."""
+    rounded = round(value, 5)
+    return rounded if abs(rounded - value) < 1e-4 * abs(step) else value
 
 
 def read_hdf5_latlon_grid(path: Path, config: ReaderConfig) -> Raster:
@@ -242,9 +251,10 @@ def read_hdf5_latlon_grid(path: Path, config: ReaderConfig) -> Raster:
         data, valid = data[::-1], valid[::-1]
     if dx < 0:
         data, valid = data[:, ::-1], valid[:, ::-1]
-    west = float(lon.min()) - abs(dx) / 2
-    north = float(lat.max()) + abs(dy) / 2
-    transform = Affine(abs(dx), 0, west, 0, -abs(dy), north)
+    xres, yres = _snap(abs(dx), dx), _snap(abs(dy), dy)
+    west = _snap(float(lon.min()) - xres / 2, dx)
+    north = _snap(float(lat.max()) + yres / 2, dy)
+    transform = Affine(xres, 0, west, 0, -yres, north)
     return Raster(np.ascontiguousarray(data), transform, nodata, units, np.ascontiguousarray(valid))
 
 

@@ -104,7 +104,7 @@ class FakeCmr:
         self._version = 0
         self._hits_cache: dict[tuple[Any, int], int] = {}
         self._clock = datetime(2024, 1, 1, tzinfo=timezone.utc)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -472,6 +472,16 @@ class FakeCmr:
         return (r for r in list(self.requests) if r["path"].startswith("/search/granules"))
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that time out and hang up are part of the tests, not errors."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 def _range(value: str) -> tuple[datetime | None, datetime | None]:
     if "," not in value:
         raise ValueError(f"[{value}] is not a valid datetime range: expected start,end")
@@ -538,16 +548,12 @@ def _handler_for(server: FakeCmr) -> type[BaseHTTPRequestHandler]:
                     body["items"] = body["items"][: len(body["items"]) // 2]
                     self._json(200, body, {**headers, "CMR-Timed-Out": "true"})
                     return
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                if fault.body is not None:
+                    self._send(fault.status, fault.body, UMM_CONTENT_TYPE, headers)
+                    return
                 if fault.status != 200:
-                    headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                    if fault.body is not None:
-                        self._send(fault.status, fault.body, "application/json", headers)
-                    else:
-                        self._json(
-                            fault.status,
-                            {"errors": [f"injected fault {fault.status}"]},
-                            headers,
-                        )
+                    self._json(fault.status, {"errors": [f"injected fault {fault.status}"]}, headers)
                     return
             status, headers, body = server.search(params, self.headers.get("CMR-Search-After"))
             start = time.monotonic()

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cog_assets.dataset import DatasetConfig, load_datasets
+
+from .cmr_server import FakeCmr
+from .services import S3Server, start_seaweedfs
+
+
+@pytest.fixture(scope="session")
+def datasets() -> dict[str, DatasetConfig]:
+    return {d.id: d for d in load_datasets()}
+
+
+@pytest.fixture
+def fake_cmr() -> Iterator[FakeCmr]:
+    with FakeCmr() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_prefix_url(seaweedfs: S3Server) -> str:
+    """A fresh prefix in the test bucket, as a COG_ASSETS_STORAGE URL."""
+    return f"s3://{seaweedfs.bucket}/run-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def local_storage_url(tmp_path: Path) -> str:
+    return (tmp_path / "storage").as_uri()
