@@ -143,7 +143,7 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         context.add_output_metadata(
             {
                 "item_id": item.id,
-                "datetime": item.properties["datetime"],
+                "datetime": pystac.utils.datetime_to_str(item.datetime) if item.datetime else "",
                 "cmr_revision_id": cog.record.revision_id,
             }
         )

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from dagster import Definitions, EnvVar
-from dagster_aws.s3 import S3Resource
 
 from .assets import build_dataset_assets
 from .cmr import DEFAULT_CMR_URL, CmrClient
@@ -34,10 +33,6 @@ def _secret(name: str) -> EnvVar | None:
 def resources_from_env() -> dict[str, Any]:
     """Resources configured from COG_ASSETS_*, EARTHDATA_TOKEN and the AWS variables."""
     extra_hosts = [h.strip() for h in os.environ.get("COG_ASSETS_EARTHDATA_HOSTS", "").split(",")]
-    s3 = S3Resource(
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
-    )
     return {
         "cmr": CmrClient(base_url=os.environ.get("COG_ASSETS_CMR_URL") or DEFAULT_CMR_URL),
         "earthdata": EarthdataDownloader(
@@ -45,7 +40,9 @@ def resources_from_env() -> dict[str, Any]:
             token_hosts=[*EARTHDATA_HOST_SUFFIXES, *filter(None, extra_hosts)],
         ),
         "io_manager": StorageIOManager(
-            storage_url=os.environ.get("COG_ASSETS_STORAGE") or default_storage_url(), s3=s3
+            storage_url=os.environ.get("COG_ASSETS_STORAGE") or default_storage_url(),
+            s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            s3_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
         ),
     }
 

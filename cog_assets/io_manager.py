@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pystac
-from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, ResourceDependency
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
@@ -59,14 +59,17 @@ class StorageIOManager(ConfigurableIOManager):
     """Stores granules, COGs and STAC JSON under COG_ASSETS_STORAGE."""
 
     storage_url: str = Field(description="file:///abs/dir or s3://bucket/prefix")
-    s3: ResourceDependency[S3Resource]
+    s3_endpoint_url: str | None = Field(default=None, description="AWS_ENDPOINT_URL")
+    s3_region: str | None = Field(default=None, description="AWS_REGION")
 
     @cached_property
     def storage(self) -> Storage:
         kind, bucket, location = parse_storage_url(self.storage_url)
         if kind == "file":
             return LocalStorage(Path(location))
-        return S3Storage(self.s3.get_client(), bucket, location)
+        # Credentials come from the standard AWS variables or the instance role, never config.
+        client = S3Resource(endpoint_url=self.s3_endpoint_url, region_name=self.s3_region).get_client()
+        return S3Storage(client, bucket, location)
 
     # -- writing ---------------------------------------------------------------------------
     def handle_output(self, context: OutputContext, obj: Any) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import pystac
 import rasterio
 from pystac.extensions.file import FileExtension
-from pystac.extensions.item_assets import AssetDefinition, ItemAssetsExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
 
@@ -140,8 +139,8 @@ def build_collection(dataset: DatasetConfig) -> pystac.Collection:
             "cmr:provider": dataset.cmr.provider,
         },
     )
-    ItemAssetsExtension.ext(collection, add_if_missing=True).item_assets = {
-        COG_ASSET: AssetDefinition.create(
+    collection.item_assets = {
+        COG_ASSET: pystac.ItemAssetDefinition.create(
             title=dataset.reader.variable.rsplit("/", 1)[-1],
             description=None,
             media_type=COG_MEDIA_TYPE,

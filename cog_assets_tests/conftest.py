@@ -25,8 +25,17 @@ def fake_cmr() -> Iterator[FakeCmr]:
 
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    import os
+
     server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update({k: v for k, v in server.env().items() if k in saved})
     yield server
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     server.stop()
 
 

@@ -11,6 +11,7 @@ from cog_assets.cmr import CmrClient
 from cog_assets.dataset import DatasetConfig
 
 from .cmr_server import FakeCmr
+from .services import S3Server
 
 
 def omi_file_name(day: datetime) -> str:
@@ -69,3 +70,37 @@ class SensorHarness:
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def chain_resources(cmr: FakeCmr, storage_url: str, s3: "S3Server | None" = None, token: str | None = "default") -> dict:
+    """Resources for running the chain against the fake CMR and a local or S3 storage."""
+    from cog_assets.earthdata import EarthdataDownloader
+    from cog_assets.io_manager import StorageIOManager
+
+    return {
+        "cmr": CmrClient(base_url=cmr.url, backoff_seconds=0.01),
+        "earthdata": EarthdataDownloader(
+            token=cmr.token if token == "default" else token, token_hosts=["127.0.0.1"], backoff_seconds=0.01
+        ),
+        "io_manager": StorageIOManager(
+            storage_url=storage_url,
+            s3_endpoint_url=s3.endpoint if s3 is not None else None,
+            s3_region="us-east-1" if s3 is not None else None,
+        ),
+    }
+
+
+def failure_messages(result) -> list[str]:
+    """The error messages of failed steps in an ExecuteInProcessResult."""
+    return [
+        event.step_failure_data.error.message
+        + "".join(cause.message for cause in _causes(event.step_failure_data.error))
+        for event in result.all_events
+        if event.is_step_failure
+    ]
+
+
+def _causes(error):
+    while error.cause is not None:
+        error = error.cause
+        yield error

@@ -70,8 +70,8 @@ def start_seaweedfs(directory: Path, bucket: str = "cog-assets-test", timeout: f
     for name in ports:
         args += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
-    log = (directory / "weed.log").open("wb")
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    with (directory / "weed.log").open("wb") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
     server = S3Server(f"http://127.0.0.1:{ports['s3']}", bucket, process)
     client = server.client()
     deadline = time.monotonic() + timeout

@@ -1,0 +1,232 @@
+"""The processing chain through Dagster: granule → cog → stac_item, on a folder and on S3."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+from affine import Affine
+from dagster import AssetKey, DagsterInstance, materialize
+
+from cog_assets.assets import build_dataset_assets
+from cog_assets.storage import LocalStorage
+
+from .cmr_server import FakeCmr
+from .granule_files import SyntheticGranule, make_imerg_granule, make_omi_granule, omi_values
+from .helpers import chain_resources, failure_messages, imerg_file_name, omi_file_name
+
+OMI_DAY = datetime(2012, 1, 1, tzinfo=timezone.utc)
+IMERG_START = datetime(2024, 6, 1, 12, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def _add_omi(cmr: FakeCmr, granule: SyntheticGranule, day: datetime = OMI_DAY, **extra):
+    return cmr.add_granule(
+        short_name="OMDOAO3e", version="003", file_name=omi_file_name(day), begin=day,
+        end=day + timedelta(days=1) - timedelta(milliseconds=1), content=granule.content, **extra,
+    )
+
+
+def _add_imerg(cmr: FakeCmr, granule: SyntheticGranule):
+    return cmr.add_granule(
+        short_name="GPM_3IMERGHH", version="07", file_name=imerg_file_name(IMERG_START), begin=IMERG_START,
+        end=IMERG_START + timedelta(minutes=29, seconds=59, milliseconds=999), content=granule.content,
+    )
+
+
+def _run(dataset, cmr, storage_url, instance, concept_id, s3=None, **kwargs):
+    built = build_dataset_assets(dataset)
+    instance.add_dynamic_partitions(dataset.partitions_name, [concept_id])
+    return materialize(
+        [built.granule, built.cog, built.stac_item],
+        partition_key=concept_id,
+        resources=chain_resources(cmr, storage_url, s3, **kwargs),
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def _root(url: str) -> Path:
+    return Path(url[len("file://"):])
+
+
+def _latest_metadata(instance, key: list[str], partition: str) -> dict:
+    event = instance.get_latest_materialization_event(AssetKey(key))
+    assert event.dagster_event.partition == partition
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_omi_chain_on_local_folder(fake_cmr, datasets, instance, local_storage_url):
+    dataset = datasets["omdoao3e"]
+    synthetic = make_omi_granule()
+    granule = _add_omi(fake_cmr, synthetic)
+    result = _run(dataset, fake_cmr, local_storage_url, instance, granule.concept_id)
+    assert result.success, failure_messages(result)
+    root = _root(local_storage_url)
+    item_id = granule.file_name[: -len(".he5")]
+
+    stored = root / "omdoao3e" / "granules" / granule.file_name
+    assert stored.read_bytes() == synthetic.content
+    for name, key in [("granule", f"granules/{granule.file_name}"), ("cog", f"cogs/{item_id}.tif"), ("stac_item", f"items/{item_id}.json")]:
+        metadata = _latest_metadata(instance, ["omdoao3e", name], granule.concept_id)
+        assert metadata["uri"] == (root / "omdoao3e" / key).as_uri()
+        assert metadata["size_bytes"] == (root / "omdoao3e" / key).stat().st_size
+        assert len(metadata["sha256"]) == 64
+
+    cog_meta = _latest_metadata(instance, ["omdoao3e", "cog"], granule.concept_id)
+    assert 0.85 < cog_meta["valid_fraction"] < 0.95
+    checks = instance.event_log_storage.get_asset_check_execution_history(
+        __import__("dagster").AssetCheckKey(AssetKey(["omdoao3e", "cog"]), "valid_cog"), limit=1
+    )
+    assert checks and checks[0].status.value == "SUCCEEDED"
+
+    item = pystac.Item.from_file(str(root / "omdoao3e" / "items" / f"{item_id}.json"))
+    assert item.id == item_id
+    assert item.properties["start_datetime"] == "2012-01-01T00:00:00Z"
+    assert item.properties["end_datetime"] == "2012-01-01T23:59:59.999000Z"
+    assert item.datetime == OMI_DAY
+    assert item.properties["cmr:concept_id"] == granule.concept_id and item.properties["cmr:revision_id"] == 1
+    asset = item.assets["cog_default"]
+    assert asset.media_type == "image/tiff; application=geotiff; profile=cloud-optimized"
+    assert asset.href == (root / "omdoao3e" / "cogs" / f"{item_id}.tif").as_uri()
+    assert asset.extra_fields["file:size"] == cog_meta["size_bytes"]
+    assert asset.extra_fields["file:checksum"] == "1220" + cog_meta["sha256"]
+    assert item.properties["proj:code"] == "EPSG:4326"
+    assert asset.extra_fields["proj:shape"] == [720, 1440]
+    band = asset.extra_fields["raster:bands"][0]
+    assert band["nodata"] == pytest.approx(-1.2676506e30, rel=1e-6) and band["unit"] == "DU"
+    assert item.bbox == [-180.0, -90.0, 180.0, 90.0]
+    # no scratch copies left beside the stored objects
+    assert not [p for p in root.rglob("*") if p.name.endswith(".partial")]
+
+
+def _assert_fidelity(cog_path, expected_north_up: np.ndarray, fill: float, transform: Affine, probes):
+    with rasterio.open(cog_path) as cog:
+        assert cog.crs.to_epsg() == 4326
+        assert cog.transform == transform
+        assert cog.nodata == np.float32(fill)
+        data = cog.read(1)
+        source_fill = expected_north_up == np.float32(fill)
+        assert np.array_equal(data == np.float32(cog.nodata), source_fill)
+        assert np.array_equal(data[~source_fill], expected_north_up[~source_fill])
+        for (lon, lat), value in probes:
+            row, col = cog.index(lon, lat)
+            assert data[row, col] == value
+
+
+def test_omi_cog_fidelity(fake_cmr, datasets, instance, local_storage_url):
+    values = omi_values()
+    values[520, 299] = np.float32(432.125)  # lat 40.125, lon -105.125 (south-up row 520)
+    synthetic = make_omi_granule(values)
+    granule = _add_omi(fake_cmr, synthetic)
+    assert _run(datasets["omdoao3e"], fake_cmr, local_storage_url, instance, granule.concept_id).success
+    cog = _root(local_storage_url) / "omdoao3e" / "cogs" / f"{granule.file_name[:-4]}.tif"
+    _assert_fidelity(
+        cog, values[::-1], synthetic.fill, Affine(0.25, 0, -180, 0, -0.25, 90),
+        [((-105.125, 40.125), np.float32(432.125)), ((-179.875, -89.875), values[0, 0])],
+    )
+
+
+def test_imerg_chain_and_fidelity_on_s3(fake_cmr, datasets, instance, seaweedfs, s3_prefix_url):
+    from .granule_files import imerg_values
+
+    values = imerg_values()
+    values[0, 1749, 1299] = np.float32(12.5)  # lon -5.05, lat 39.95
+    synthetic = make_imerg_granule(values)
+    granule = _add_imerg(fake_cmr, synthetic)
+    result = _run(datasets["gpm_3imerghh"], fake_cmr, s3_prefix_url, instance, granule.concept_id, s3=seaweedfs)
+    assert result.success, failure_messages(result)
+    bucket, prefix = s3_prefix_url[len("s3://"):].split("/", 1)
+    client = seaweedfs.client()
+    item_id = granule.file_name[: -len(".HDF5")]
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+    assert keys == {
+        f"{prefix}/gpm_3imerghh/granules/{granule.file_name}",
+        f"{prefix}/gpm_3imerghh/cmr/{granule.concept_id}.json",
+        f"{prefix}/gpm_3imerghh/cogs/{item_id}.tif",
+        f"{prefix}/gpm_3imerghh/items/{item_id}.json",
+    }
+    metadata = _latest_metadata(instance, ["gpm_3imerghh", "cog"], granule.concept_id)
+    assert metadata["uri"] == f"s3://{bucket}/{prefix}/gpm_3imerghh/cogs/{item_id}.tif"
+    item = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/gpm_3imerghh/items/{item_id}.json")["Body"].read())
+    assert item["assets"]["cog_default"]["href"] == metadata["uri"]
+    assert item["properties"]["start_datetime"] == "2024-06-01T12:30:00Z"
+    local = Path(__import__("tempfile").mkdtemp()) / "c.tif"
+    client.download_file(bucket, f"{prefix}/gpm_3imerghh/cogs/{item_id}.tif", str(local))
+    expected = values[0].T[::-1]
+    _assert_fidelity(
+        local, expected, synthetic.fill, Affine(0.1, 0, -180, 0, -0.1, 90),
+        [((-5.05, 39.95), np.float32(12.5))],
+    )
+
+
+def test_static_catalog_is_walkable(fake_cmr, datasets, instance, local_storage_url):
+    dataset = datasets["omdoao3e"]
+    synthetic = make_omi_granule()
+    granules = [_add_omi(fake_cmr, synthetic, OMI_DAY + timedelta(days=i)) for i in range(2)]
+    for granule in granules:
+        assert _run(dataset, fake_cmr, local_storage_url, instance, granule.concept_id).success
+    built = build_dataset_assets(dataset)
+    assert materialize([built.stac_collection], resources=chain_resources(fake_cmr, local_storage_url), instance=instance).success
+    catalog = pystac.Catalog.from_file(str(_root(local_storage_url) / "catalog.json"))
+    collection = catalog.get_child("omdoao3e")
+    assert collection.title.startswith("OMI/Aura Ozone")
+    items = sorted(item.id for item in collection.get_items())
+    assert items == sorted(g.file_name[:-4] for g in granules)
+    item = next(collection.get_items())
+    with rasterio.open(item.assets["cog_default"].get_absolute_href()) as cog:
+        assert cog.crs.to_epsg() == 4326
+    assert collection.extra_fields["item_assets"]["cog_default"]["type"].endswith("profile=cloud-optimized")
+
+
+def _final_keys(root: Path, dataset_id: str) -> list[str]:
+    return [k for k in LocalStorage(root).list_keys(dataset_id) if "/cogs/" in k or "/items/" in k]
+
+
+@pytest.mark.parametrize(
+    "case,expected",
+    [
+        ("missing_variable", r"variable '/HDFEOS/GRIDS/ColumnAmountO3/Data Fields/ColumnAmountO3' not found.*'Other'.*Fix reader.variable"),
+        ("corrupt_file", r"is not a readable HDF5 file.*corrupt or truncated"),
+        ("checksum_mismatch", r"md5 checksum mismatch: expected [0-9a-f]{32} \(from CMR\), got [0-9a-f]{32}"),
+        ("unauthorized", r"answered HTTP 401.*token is missing, expired or invalid.*EULA"),
+        ("no_data_url", r"has no usable 'GET DATA' URL"),
+        ("shape_mismatch", r"has shape \(720, 720\) but the grid metadata .* implies \(720, 1440\)"),
+    ],
+)
+def test_bad_input_fails_its_partition_and_stores_nothing_final(fake_cmr, datasets, instance, local_storage_url, case, expected):
+    dataset = datasets["omdoao3e"]
+    token = "default"
+    if case == "missing_variable":
+        granule = _add_omi(fake_cmr, make_omi_granule(variable_name="Other"))
+    elif case == "corrupt_file":
+        granule = _add_omi(fake_cmr, SyntheticGranule(b"\x89HDF\r\n" + bytes(range(256)) * 100, np.zeros(1), 0.0))
+    elif case == "checksum_mismatch":
+        good = make_omi_granule()
+        granule = _add_omi(fake_cmr, good)
+        fake_cmr.set_file(granule, good.content[:-1] + bytes([good.content[-1] ^ 1]))
+    elif case == "unauthorized":
+        granule = _add_omi(fake_cmr, make_omi_granule())
+        token = "expired-token"
+    elif case == "no_data_url":
+        granule = _add_omi(fake_cmr, make_omi_granule(), omit_data_url=True)
+    elif case == "shape_mismatch":
+        granule = _add_omi(fake_cmr, make_omi_granule(omi_values()[:, :720].copy()))
+    result = _run(dataset, fake_cmr, local_storage_url, instance, granule.concept_id, token=token)
+    assert not result.success
+    messages = failure_messages(result)
+    assert len(messages) == 1
+    assert __import__("re").search(expected, messages[0], __import__("re").S), messages[0]
+    assert _final_keys(_root(local_storage_url), "omdoao3e") == []
+    root = _root(local_storage_url)
+    assert not [p for p in root.rglob("*") if p.name.endswith(".partial")] if root.exists() else True
