@@ -1,0 +1,108 @@
+"""Dagster as a user runs it: the CLI, and the daemon with the CMR sensor switched on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+from .granule_files import make_omi_granule
+from .helpers import now_utc, omi_file_name
+from .services import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _env(fake_cmr, storage_url: str, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COG_ASSETS_", "DAGSTER_"))}
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env.update(
+        DAGSTER_HOME=str(home),
+        COG_ASSETS_CMR_URL=fake_cmr.url,
+        COG_ASSETS_STORAGE=storage_url,
+        COG_ASSETS_EARTHDATA_HOSTS="127.0.0.1",
+        EARTHDATA_TOKEN=fake_cmr.token,
+    )
+    return env
+
+
+def _dagster(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dagster", *args]
+
+
+def _add_recent_omi(fake_cmr, days_ago: int):
+    day = (now_utc() - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return fake_cmr.add_granule(
+        short_name="OMDOAO3e", version="003", file_name=omi_file_name(day), begin=day,
+        end=day + timedelta(days=1) - timedelta(milliseconds=1), content=make_omi_granule().content,
+    )
+
+
+def test_cli_materializes_a_partition(fake_cmr, tmp_path, local_storage_url, monkeypatch):
+    granule = _add_recent_omi(fake_cmr, 3)
+    env = _env(fake_cmr, local_storage_url, tmp_path / "home")
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.add_dynamic_partitions("omdoao3e_granules", [granule.concept_id])
+    completed = subprocess.run(
+        _dagster("asset", "materialize", "-m", "cog_assets.definitions",
+                 "--select", "omdoao3e/granule,omdoao3e/cog,omdoao3e/stac_item",
+                 "--partition", granule.concept_id),
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    item = Path(local_storage_url[len("file://"):]) / "omdoao3e" / "items" / f"{granule.file_name[:-4]}.json"
+    assert item.exists()
+    assert fake_cmr.token not in completed.stdout + completed.stderr
+
+
+def test_daemon_with_sensor_on_materializes_new_granules(fake_cmr, tmp_path, local_storage_url, monkeypatch):
+    old = _add_recent_omi(fake_cmr, 60)  # history: registered, not run
+    recent = [_add_recent_omi(fake_cmr, d) for d in (2, 1)]
+    env = _env(fake_cmr, local_storage_url, tmp_path / "home")
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    started = subprocess.run(
+        _dagster("sensor", "start", "omdoao3e_cmr_sensor", "-m", "cog_assets.definitions"),
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert started.returncode == 0, started.stderr[-2000:]
+    with (tmp_path / "dev.log").open("w") as log:
+        daemon = subprocess.Popen(
+            _dagster("dev", "-m", "cog_assets.definitions", "-h", "127.0.0.1", "-p", str(free_port())),
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+        )
+    try:
+        key = AssetKey(["omdoao3e", "stac_item"])
+        wanted = {g.concept_id for g in recent}
+        deadline = time.monotonic() + 240
+        done: set[str] = set()
+        while time.monotonic() < deadline and done != wanted:
+            with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+                done = set(instance.get_materialized_partitions(key)) & wanted
+                partitions = set(instance.get_dynamic_partitions("omdoao3e_granules"))
+            if done != wanted:
+                time.sleep(2)  # polling a bounded wait for the daemon, not synchronising threads
+        assert done == wanted, (tmp_path / "dev.log").read_text()[-4000:]
+        assert old.concept_id in partitions
+        with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            assert old.concept_id not in instance.get_materialized_partitions(key)
+        storage = Path(local_storage_url[len("file://"):])
+        for granule in recent:
+            assert (storage / "omdoao3e" / "cogs" / f"{granule.file_name[:-4]}.tif").exists()
+    finally:
+        os.killpg(daemon.pid, signal.SIGINT)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait(timeout=10)
