@@ -1,0 +1,84 @@
+"""Discovery benchmark: register N granules from the test CMR server through the sensor.
+
+Prints total time, ticks, max tick and idle tick, and the ratio of the sensor's total time
+to a bare CMR harvest (the same client paging the same catalogue, no Dagster) measured in
+the same process. Targets: 100,000 in <= 60 s, no tick > 30 s, idle tick <= 1 s.
+
+    python bench/discovery.py [--granules 100000] [--page-size 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from dagster import DagsterInstance, SkipReason
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test server lives in cog_assets_tests
+
+from cog_assets.assets import build_dataset_assets
+from cog_assets.cmr import CmrClient
+from cog_assets.dataset import load_datasets
+from cog_assets.sensors import build_cmr_sensor
+from cog_assets_tests.cmr_server import FakeCmr
+from cog_assets_tests.helpers import SensorHarness, add_omi_days
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--granules", type=int, default=100_000)
+    parser.add_argument("--page-size", type=int, default=2000)
+    args = parser.parse_args()
+    dataset = {d.id: d for d in load_datasets()}["omdoao3e"]
+    # a history of daily granules ending a week ago, so nothing is auto-run (first activation)
+    dataset = dataset.model_copy(update={"cmr": dataset.cmr.model_copy(update={"temporal_start": None})})
+    first = datetime.now(timezone.utc) - timedelta(days=args.granules + 7)
+    built = build_dataset_assets(dataset)
+    sensor_def = build_cmr_sensor(dataset, built.partitions_def, built.granule_chain, built.stac_collection.key)
+
+    with FakeCmr() as cmr, DagsterInstance.local_temp() as instance:
+        add_omi_days(cmr, dataset, first, args.granules)
+
+        started = time.perf_counter()
+        client = CmrClient(base_url=cmr.url, page_size=args.page_size)
+        bare = sum(len(page.records) for page in client.iter_pages(dataset.cmr))
+        bare_seconds = time.perf_counter() - started
+        assert bare == args.granules
+
+        harness = SensorHarness(sensor_def, cmr.url, instance, page_size=args.page_size)
+        ticks: list[float] = []
+        started = time.perf_counter()
+        while True:
+            tick_start = time.perf_counter()
+            result = harness.tick()
+            elapsed = time.perf_counter() - tick_start
+            if isinstance(result, SkipReason):
+                idle = elapsed
+                break
+            ticks.append(elapsed)
+        total = time.perf_counter() - started - idle
+        registered = len(instance.get_dynamic_partitions(dataset.partitions_name))
+        idle_start = time.perf_counter()
+        assert isinstance(harness.tick(), SkipReason)
+        idle2 = time.perf_counter() - idle_start
+
+    rows = [
+        ("granules registered", f"{registered:,}", f"{args.granules:,}"),
+        ("sensor ticks", f"{len(ticks)}", ""),
+        ("total sensor time (s)", f"{total:.1f}", "<= 60"),
+        ("max tick (s)", f"{max(ticks):.1f}", "<= 30"),
+        ("idle tick (s)", f"{max(idle, idle2):.2f}", "<= 1"),
+        ("bare CMR harvest (s)", f"{bare_seconds:.1f}", "baseline"),
+        ("sensor / bare harvest", f"{total / bare_seconds:.2f}x", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>10}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>10}  {target}")
+
+
+if __name__ == "__main__":
+    main()
