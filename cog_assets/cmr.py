@@ -9,7 +9,6 @@ page, so discovery never silently skips granules.
 
 
 import email.utils
-import json
 import random
 import time
 from collections.abc import Iterator
@@ -222,7 +221,3 @@ class CmrClient(ConfigurableResource):
             f"({query.provider}); it may have been deleted or belong to another dataset"
         )
 
-
-def search_after_json(value: str | None) -> list[Any] | None:
-    """Decode a CMR-Search-After header (a JSON array), for logs and tests."""
-    return json.loads(value) if value else None
