@@ -230,3 +230,14 @@ def test_bad_input_fails_its_partition_and_stores_nothing_final(fake_cmr, datase
     assert _final_keys(_root(local_storage_url), "omdoao3e") == []
     root = _root(local_storage_url)
     assert not [p for p in root.rglob("*") if p.name.endswith(".partial")] if root.exists() else True
+
+
+def test_rerun_of_same_revision_converges_to_identical_outputs(fake_cmr, datasets, instance, local_storage_url):
+    dataset = datasets["omdoao3e"]
+    granule = _add_omi(fake_cmr, make_omi_granule())
+    root = _root(local_storage_url) / "omdoao3e"
+    item_id = granule.file_name[:-4]
+    assert _run(dataset, fake_cmr, local_storage_url, instance, granule.concept_id).success
+    first = {p: (root / p).read_bytes() for p in (f"items/{item_id}.json", f"cogs/{item_id}.tif")}
+    assert _run(dataset, fake_cmr, local_storage_url, instance, granule.concept_id).success
+    assert {p: (root / p).read_bytes() for p in first} == first
