@@ -135,36 +135,26 @@ class FakeCmr:
         self._clock += timedelta(milliseconds=1)
         return self._clock
 
-    def add_granule(
-        self,
-        *,
-        short_name: str,
-        version: str,
-        provider: str = "GES_DISC",
-        file_name: str,
-        begin: datetime,
-        end: datetime,
-        content: bytes | None = None,
-        concept_number: int | None = None,
-        revision_date: datetime | None = None,
-        **extra: Any,
-    ) -> Granule:
-        """Add a granule (revision 1); ``content`` makes its file downloadable."""
+    def _new_granule(self, spec: dict[str, Any]) -> Granule:
+        """A revision-1 granule from add_granule's arguments (caller holds the lock)."""
+        number = spec.pop("concept_number", None) or 1_000_000_000 + len(self._granules) + len(self._deleted)
+        provider = spec.setdefault("provider", "GES_DISC")
+        return Granule(
+            concept_id=f"G{number}-{provider}",
+            revision_id=1,
+            revision_date=spec.pop("revision_date", None) or self._next_revision_date(),
+            data_path=f"{spec['short_name']}.{spec['version']}/{spec['begin']:%Y/%j}/{quote(spec['file_name'])}",
+            **spec,
+        )
+
+    def add_granule(self, *, content: bytes | None = None, **spec: Any) -> Granule:
+        """Add a granule (revision 1); ``content`` makes its file downloadable.
+
+        Takes Granule's fields (short_name, version, file_name, begin, end, ...), plus
+        optional provider, concept_number and revision_date.
+        """
         with self._lock:
-            number = concept_number or 1_000_000_000 + len(self._granules) + len(self._deleted)
-            granule = Granule(
-                concept_id=f"G{number}-{provider}",
-                revision_id=1,
-                revision_date=revision_date or self._next_revision_date(),
-                short_name=short_name,
-                version=version,
-                provider=provider,
-                file_name=file_name,
-                begin=begin,
-                end=end,
-                data_path=f"{short_name}.{version}/{begin:%Y/%j}/{quote(file_name)}",
-                **extra,
-            )
+            granule = self._new_granule(spec)
             if content is not None:
                 granule.size_bytes = len(content)
                 granule.md5 = hashlib.md5(content).hexdigest()
@@ -176,17 +166,7 @@ class FakeCmr:
         """Bulk add with the same arguments as add_granule (no file content), for scale tests."""
         with self._lock:
             for spec in granules:
-                number = spec.pop("concept_number", None) or 1_000_000_000 + len(self._granules)
-                provider = spec.setdefault("provider", "GES_DISC")
-                begin = spec["begin"]
-                granule = Granule(
-                    concept_id=f"G{number}-{provider}",
-                    revision_id=1,
-                    revision_date=spec.pop("revision_date", None) or self._next_revision_date(),
-                    data_path=f"{spec['short_name']}.{spec['version']}/{begin:%Y/%j}/"
-                    f"{quote(spec['file_name'])}",
-                    **spec,
-                )
+                granule = self._new_granule(dict(spec))
                 self._granules[granule.concept_id] = granule
                 self._order.append((granule.sort_key, granule.concept_id))
             self._order.sort()
