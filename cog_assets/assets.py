@@ -22,18 +22,21 @@ from dagster import (
     AssetsDefinition,
     DynamicPartitionsDefinition,
     Failure,
+    MaterializeResult,
     MetadataValue,
     Output,
     asset,
 )
 
-from . import cogs, stac
+from . import cogs, publishing, stac
 from .artifacts import ConvertedCog, StagedGranule
+from .catalog import StaticCatalog
 from .cmr import CmrClient
 from .dataset import DatasetConfig
 from .earthdata import EarthdataDownloader
-from .io_manager import scratch_dir
+from .io_manager import object_metadata, scratch_dir
 from .readers import read_granule
+from .stac_api import StacApi
 
 VALID_COG_CHECK = "valid_cog"
 
@@ -132,32 +135,54 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
 
     @asset(
         key=[ds, "stac_item"],
-        description="The granule's STAC item (JSON) with the COG as asset 'cog_default'.",
+        description="The granule's STAC item (JSON in storage, asset 'cog_default'), upserted to "
+        "the STAC API when COG_ASSETS_STAC_API_URL is set, under the dataset's duplicate policy.",
         ins={"cog": _in(ds, "cog")},
         kinds={"stac"},
         **common,
     )
-    def stac_item(context: AssetExecutionContext, cog: ConvertedCog, cmr: CmrClient) -> pystac.Item:
+    def stac_item(
+        context: AssetExecutionContext,
+        cog: ConvertedCog,
+        cmr: CmrClient,
+        catalog: StaticCatalog,
+        stac_api: StacApi,
+    ) -> MaterializeResult:
+        record = cog.record
         assert cog.uri is not None
-        item = stac.build_item(dataset, cog.record, cog.path, cog.uri, cmr.base_url)
-        context.add_output_metadata(
-            {
+        item = stac.build_item(dataset, record, cog.path, cog.uri, cmr.base_url)
+        decision = publishing.plan_item(stac_api, dataset, item.id, record.revision_id)
+        stored, payload = catalog.put_item(ds, item)
+        published = (
+            publishing.publish_item(stac_api, dataset, payload, decision)
+            if decision is not None
+            else "not configured"
+        )
+        return MaterializeResult(
+            metadata={
+                **object_metadata(stored),
                 "item_id": item.id,
                 "datetime": pystac.utils.datetime_to_str(item.datetime) if item.datetime else "",
-                "cmr_revision_id": cog.record.revision_id,
+                "cmr_revision_id": record.revision_id,
+                "stac_api": published,
+                "stac_api_reason": decision.reason if decision else "COG_ASSETS_STAC_API_URL is not set",
             }
         )
-        return item
 
     @asset(
         key=[ds, "stac_collection"],
-        description="The dataset's STAC collection (and the root catalog.json); materializing it "
-        "refreshes the static catalog's links to every stored item.",
+        description="The dataset's STAC collection: collection.json (linking every stored item) "
+        "and the root catalog.json in storage, created or updated in the STAC API if configured.",
         group_name=ds,
         kinds={"stac"},
     )
-    def stac_collection() -> pystac.Collection:
-        return stac.build_collection(dataset)
+    def stac_collection(catalog: StaticCatalog, stac_api: StacApi) -> MaterializeResult:
+        collection = stac.build_collection(dataset)
+        stored, links = catalog.put_collection(ds, collection)
+        published = "not configured"
+        if stac_api.enabled:
+            published = stac_api.upsert_collection(publishing.collection_payload(dataset), keep_extent=True)
+        return MaterializeResult(metadata={**object_metadata(stored), "item_links": links, "stac_api": published})
 
     return DatasetAssets(partitions, granule, cog, stac_item, stac_collection)
 

@@ -8,9 +8,6 @@ page, so discovery never silently skips granules.
 """
 
 
-import email.utils
-import random
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,10 +19,10 @@ from pydantic import Field
 
 from .dataset import CmrQuery
 from .granules import GranuleRecord, UmmParseError, parse_umm_item
+from .retry import RETRYABLE_STATUS, backoff, retry_after_seconds, wait
 
 DEFAULT_CMR_URL = "https://cmr.earthdata.nasa.gov"
 USER_AGENT = "cog_assets/0.1 (+Dagster)"
-RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
 
 class CmrError(RuntimeError):
@@ -40,23 +37,28 @@ class CmrPage:
     rejected: list[str] = field(default_factory=list)
 
 
-def wait(seconds: float) -> None:
-    """Sleep between retries (a seam so tests can record the waits)."""
-    time.sleep(seconds)
+
+@dataclass(frozen=True)
+class DeletedGranule:
+    """One entry of CMR's ``/search/deleted-granules.json``."""
+
+    concept_id: str
+    revision_date: str
+    granule_ur: str | None = None
+    parent_collection_id: str | None = None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "concept-id": self.concept_id,
+            "revision-date": self.revision_date,
+            "granule-ur": self.granule_ur,
+            "parent-collection-id": self.parent_collection_id,
+        }
 
 
 def _iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-
-def _retry_after_seconds(header: str | None) -> float | None:
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(header)
-        return max(0.0, (parsed - datetime.now(timezone.utc)).total_seconds())
 
 
 def _cmr_errors(response: httpx.Response) -> str:
@@ -115,8 +117,7 @@ class CmrClient(ConfigurableResource):
         )
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt)
-        return ceiling * (0.5 + random.random() / 2)
+        return backoff(attempt, self.backoff_seconds, self.max_backoff_seconds)
 
     def _get(
         self, client: httpx.Client, path: str, params: list[tuple[str, str]], headers: dict[str, str]
@@ -143,7 +144,7 @@ class CmrClient(ConfigurableResource):
                         f"{_cmr_errors(response)}"
                     )
                 problem = f"HTTP {response.status_code}: {_cmr_errors(response)}"
-                told = _retry_after_seconds(response.headers.get("Retry-After"))
+                told = retry_after_seconds(response.headers.get("Retry-After"))
                 delay = (
                     min(told, self.max_retry_after_seconds)
                     if told is not None
@@ -207,6 +208,27 @@ class CmrClient(ConfigurableResource):
                 if not page.search_after or len(page.records) + len(page.rejected) < self.page_size:
                     return
                 search_after = page.search_after
+
+    def deleted_granules(self, query: CmrQuery, since: str) -> list[DeletedGranule]:
+        """Granules of the provider CMR deleted at or after ``since`` (a revision date)."""
+        params = [("provider", query.provider), ("revision_date", since)]
+        with self._client() as client:
+            response = self._get(client, "/search/deleted-granules.json", params, {})
+        try:
+            return [
+                DeletedGranule(
+                    concept_id=entry["concept-id"],
+                    revision_date=entry["revision-date"],
+                    granule_ur=entry.get("granule-ur"),
+                    parent_collection_id=entry.get("parent-collection-id"),
+                )
+                for entry in response.json()
+            ]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CmrError(
+                f"CMR answered {response.request.url} with a body that is not a deleted-granules "
+                f"list ({type(exc).__name__}: {exc})"
+            ) from None
 
     def granule(self, query: CmrQuery, concept_id: str) -> GranuleRecord:
         """The current revision of one granule of the dataset."""

@@ -104,12 +104,20 @@ class StacProvider(_Strict):
     url: str | None = None
 
 
+class DuplicatePolicy(_Strict):
+    """What publishing does when the STAC API already holds the granule's item (as Cumulus)."""
+
+    same_revision: Literal["skip", "replace", "error"] = "skip"
+    new_revision: Literal["skip", "replace", "error"] = "replace"
+
+
 class StacCollectionConfig(_Strict):
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
     license: str = Field(min_length=1)
     keywords: list[str] = Field(default_factory=list)
     providers: list[StacProvider] = Field(default_factory=list)
+    duplicates: DuplicatePolicy = DuplicatePolicy()
 
 
 class SensorPolicy(_Strict):

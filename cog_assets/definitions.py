@@ -17,8 +17,11 @@ from .assets import build_dataset_assets
 from .cmr import DEFAULT_CMR_URL, CmrClient
 from .dataset import DATASETS_DIR, load_datasets
 from .earthdata import EARTHDATA_HOST_SUFFIXES, EarthdataDownloader
+from .catalog import StaticCatalog
 from .io_manager import StorageIOManager
+from .maintenance import build_reconciliation_check, build_republish_job
 from .sensors import build_cmr_sensor
+from .stac_api import StacApi
 
 
 def default_storage_url() -> str:
@@ -33,16 +36,22 @@ def _secret(name: str) -> EnvVar | None:
 def resources_from_env() -> dict[str, Any]:
     """Resources configured from COG_ASSETS_*, EARTHDATA_TOKEN and the AWS variables."""
     extra_hosts = [h.strip() for h in os.environ.get("COG_ASSETS_EARTHDATA_HOSTS", "").split(",")]
+    storage = {
+        "storage_url": os.environ.get("COG_ASSETS_STORAGE") or default_storage_url(),
+        "s3_endpoint_url": os.environ.get("AWS_ENDPOINT_URL") or None,
+        "s3_region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+    }
     return {
         "cmr": CmrClient(base_url=os.environ.get("COG_ASSETS_CMR_URL") or DEFAULT_CMR_URL),
         "earthdata": EarthdataDownloader(
             token=_secret("EARTHDATA_TOKEN"),
             token_hosts=[*EARTHDATA_HOST_SUFFIXES, *filter(None, extra_hosts)],
         ),
-        "io_manager": StorageIOManager(
-            storage_url=os.environ.get("COG_ASSETS_STORAGE") or default_storage_url(),
-            s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-            s3_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+        "io_manager": StorageIOManager(**storage),
+        "catalog": StaticCatalog(**storage),
+        "stac_api": StacApi(
+            url=os.environ.get("COG_ASSETS_STAC_API_URL") or None,
+            token=_secret("COG_ASSETS_STAC_API_TOKEN"),
         ),
     }
 
@@ -50,10 +59,12 @@ def resources_from_env() -> dict[str, Any]:
 def build_definitions(
     resources: Mapping[str, Any] | None = None, datasets_dir: Path = DATASETS_DIR
 ) -> Definitions:
-    assets, sensors = [], []
+    assets, sensors, checks, jobs = [], [], [], []
     for dataset in load_datasets(datasets_dir):
         built = build_dataset_assets(dataset)
         assets += built.all
+        checks.append(build_reconciliation_check(dataset, built.stac_collection.key))
+        jobs.append(build_republish_job(dataset))
         sensors.append(
             build_cmr_sensor(
                 dataset, built.partitions_def, built.granule_chain, built.stac_collection.key
@@ -61,6 +72,8 @@ def build_definitions(
         )
     return Definitions(
         assets=assets,
+        asset_checks=checks,
+        jobs=jobs,
         sensors=sensors,
         resources=dict(resources) if resources is not None else resources_from_env(),
     )

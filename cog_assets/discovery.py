@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from .cmr import CmrClient
@@ -35,10 +35,16 @@ def revision_token(record: GranuleRecord) -> str:
 class HarvestCursor:
     watermark: str | None = None
     boundary: frozenset[str] = frozenset()
+    deleted_since: str | None = None  # revision-date from which CMR deletions are still to see
 
     def to_json(self) -> str:
         return json.dumps(
-            {"v": CURSOR_VERSION, "watermark": self.watermark, "boundary": sorted(self.boundary)},
+            {
+                "v": CURSOR_VERSION,
+                "watermark": self.watermark,
+                "boundary": sorted(self.boundary),
+                "deleted_since": self.deleted_since,
+            },
             separators=(",", ":"),
         )
 
@@ -52,7 +58,11 @@ class HarvestCursor:
                 f"sensor cursor version {data.get('v')!r} is not {CURSOR_VERSION}; reset the "
                 "sensor's cursor in the UI to harvest again from the start"
             )
-        return cls(watermark=data["watermark"], boundary=frozenset(data["boundary"]))
+        return cls(
+            watermark=data["watermark"],
+            boundary=frozenset(data["boundary"]),
+            deleted_since=data.get("deleted_since"),
+        )
 
 
 @dataclass
@@ -108,7 +118,7 @@ def harvest(
                 break
     return Harvest(
         records=list(by_concept.values()),
-        cursor=HarvestCursor(watermark=watermark, boundary=frozenset(boundary)),
+        cursor=replace(cursor, watermark=watermark, boundary=frozenset(boundary)),
         complete=complete,
         pages=pages,
         hits=hits,

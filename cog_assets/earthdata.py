@@ -8,8 +8,6 @@ and the size and checksum are checked before the file is handed on.
 
 
 import hashlib
-import random
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from .granules import GranuleRecord
+from .retry import backoff, wait
 
 EARTHDATA_HOST_SUFFIXES = ("earthdata.nasa.gov", "eosdis.nasa.gov", "earthdatacloud.nasa.gov")
 MAX_REDIRECTS = 10
@@ -31,10 +30,6 @@ _APPROX_SLACK = 0.05
 class DownloadError(RuntimeError):
     """A granule could not be downloaded, or what arrived is not what CMR described."""
 
-
-def wait(seconds: float) -> None:
-    """Sleep between retries (a seam so tests can record the waits)."""
-    time.sleep(seconds)
 
 
 class EarthdataDownloader(ConfigurableResource):
@@ -65,8 +60,7 @@ class EarthdataDownloader(ConfigurableResource):
             except _Transient as exc:
                 problem = str(exc)
                 if attempt + 1 < self.max_attempts:
-                    ceiling = self.backoff_seconds * 2**attempt
-                    wait(ceiling * (0.5 + random.random() / 2))
+                    wait(backoff(attempt, self.backoff_seconds, 60.0))
         raise DownloadError(
             f"granule {record.concept_id} ({file_name}): download failed {self.max_attempts} "
             f"times; last error: {problem}. The data host may be down; retry the partition later"

@@ -1,39 +1,32 @@
-"""One IO manager for every asset: real formats in a local folder or on S3, never pickles.
+"""The IO manager for granule files and COGs: real formats in a folder or on S3, never pickles.
 
-It stores the original granule file, the GeoTIFF and the STAC JSON at deterministic keys
-(see ``artifacts``), records ``uri``, size and checksum on every materialization, and loads
-inputs back for downstream assets. Locally produced files are handed over: once stored, the
+It stores the original granule file and the GeoTIFF at deterministic keys (see
+``artifacts``), records ``uri``, size and checksum on every materialization, and loads them
+back for downstream assets (STAC JSON is written by ``catalog.StaticCatalog``). Locally produced files are handed over: once stored, the
 scratch copy is removed.
 """
 
 
 import atexit
-import json
 import shutil
 import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import pystac
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
-from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from . import stac
 from .artifacts import (
-    CATALOG_KEY,
     COG_MEDIA_TYPE,
     ConvertedCog,
     StagedGranule,
     cog_key,
-    collection_key,
     granule_key,
-    item_key,
     record_key,
 )
 from .granules import GranuleRecord
-from .storage import LocalStorage, S3Storage, Storage, StorageError, StoredObject, parse_storage_url
+from .storage import Storage, StorageError, StoredObject, open_storage
 
 _SCRATCH: list[Path] = []
 
@@ -47,7 +40,7 @@ def scratch_dir() -> Path:
     return _SCRATCH[0]
 
 
-def _object_metadata(stored: StoredObject) -> dict[str, Any]:
+def object_metadata(stored: StoredObject) -> dict[str, Any]:
     return {
         "uri": MetadataValue.url(stored.uri) if stored.uri.startswith("http") else stored.uri,
         "size_bytes": stored.size,
@@ -56,7 +49,7 @@ def _object_metadata(stored: StoredObject) -> dict[str, Any]:
 
 
 class StorageIOManager(ConfigurableIOManager):
-    """Stores granules, COGs and STAC JSON under COG_ASSETS_STORAGE."""
+    """Stores granule files and COGs under COG_ASSETS_STORAGE."""
 
     storage_url: str = Field(description="file:///abs/dir or s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(default=None, description="AWS_ENDPOINT_URL")
@@ -64,12 +57,7 @@ class StorageIOManager(ConfigurableIOManager):
 
     @cached_property
     def storage(self) -> Storage:
-        kind, bucket, location = parse_storage_url(self.storage_url)
-        if kind == "file":
-            return LocalStorage(Path(location))
-        # Credentials come from the standard AWS variables or the instance role, never config.
-        client = S3Resource(endpoint_url=self.s3_endpoint_url, region_name=self.s3_region).get_client()
-        return S3Storage(client, bucket, location)
+        return open_storage(self.storage_url, self.s3_endpoint_url, self.s3_region)
 
     # -- writing ---------------------------------------------------------------------------
     def handle_output(self, context: OutputContext, obj: Any) -> None:
@@ -80,21 +68,12 @@ class StorageIOManager(ConfigurableIOManager):
             key = cog_key(dataset_id, obj.record.item_id)
             stored = self.storage.put_file(obj.path, key, COG_MEDIA_TYPE)
             obj.path.unlink(missing_ok=True)
-            context.add_output_metadata(_object_metadata(stored))
-        elif isinstance(obj, pystac.Item):
-            stored = self._put_json(item_key(dataset_id, obj.id), stac.item_for_catalog(obj))
-            context.add_output_metadata(_object_metadata(stored))
-        elif isinstance(obj, pystac.Collection):
-            self._store_collection(context, dataset_id, obj)
+            context.add_output_metadata(object_metadata(stored))
         else:
             raise TypeError(
                 f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; the storage "
-                "IO manager stores StagedGranule, ConvertedCog, pystac.Item and pystac.Collection"
+                "IO manager stores StagedGranule and ConvertedCog (STAC JSON is written by the StaticCatalog resource)"
             )
-
-    def _put_json(self, key: str, payload: dict[str, Any]) -> StoredObject:
-        data = json.dumps(payload, indent=1, sort_keys=True).encode()
-        return self.storage.put_bytes(data, key, "application/json")
 
     def _store_granule(self, context: OutputContext, dataset_id: str, obj: StagedGranule) -> None:
         file_name = obj.record.require_file_name()
@@ -108,7 +87,7 @@ class StorageIOManager(ConfigurableIOManager):
         )
         context.add_output_metadata(
             {
-                **_object_metadata(stored),
+                **object_metadata(stored),
                 "file_name": file_name,
                 "cmr_concept_id": obj.record.concept_id,
                 "cmr_revision_id": obj.record.revision_id,
@@ -117,24 +96,6 @@ class StorageIOManager(ConfigurableIOManager):
                 else "not provided by CMR",
             }
         )
-
-    def _store_collection(
-        self, context: OutputContext, dataset_id: str, collection: pystac.Collection
-    ) -> None:
-        items = [
-            key.rsplit("/", 1)[-1][: -len(".json")]
-            for key in self.storage.list_keys(f"{dataset_id}/items")
-            if key.endswith(".json")
-        ]
-        payload = stac.collection_with_links(collection, items)
-        stored = self._put_json(collection_key(dataset_id), payload)
-        collections = sorted(
-            key.split("/", 1)[0]
-            for key in self.storage.list_keys("")
-            if key.count("/") == 1 and key.endswith("/collection.json")
-        )
-        self._put_json(CATALOG_KEY, stac.root_catalog(collections))
-        context.add_output_metadata({**_object_metadata(stored), "item_links": len(items)})
 
     # -- reading ---------------------------------------------------------------------------
     def _record(self, dataset_id: str, concept_id: str) -> GranuleRecord:
@@ -158,10 +119,4 @@ class StorageIOManager(ConfigurableIOManager):
             key = cog_key(dataset_id, record.item_id)
             path = self.storage.local_copy(key, scratch_dir())
             return ConvertedCog(record=record, path=path, uri=self.storage.uri(key))
-        if name == "stac_item":
-            record = self._record(dataset_id, context.asset_partition_key)
-            raw = self.storage.get_bytes(item_key(dataset_id, record.item_id))
-            return pystac.Item.from_dict(json.loads(raw))
-        if name == "stac_collection":
-            return pystac.Collection.from_dict(json.loads(self.storage.get_bytes(collection_key(dataset_id))))
         raise TypeError(f"no loader for {context.asset_key.to_user_string()}")

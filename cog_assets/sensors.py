@@ -2,6 +2,7 @@
 
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from dagster import (
@@ -15,12 +16,17 @@ from dagster import (
     sensor,
 )
 
+from . import publishing
+from .catalog import StaticCatalog
 from .cmr import CmrClient, CmrError
 from .dataset import DatasetConfig
 from .discovery import Harvest, HarvestCursor, harvest
 from .granules import GranuleRecord
+from .stac_api import StacApi, StacApiError
+from .storage import StorageError
 
 REVISION_TAG = "cog_assets/cmr_revision"
+MAX_WITHDRAWALS_PER_TICK = 500
 
 
 def _is_recent(record: GranuleRecord, now: datetime, days: float) -> bool:
@@ -54,6 +60,52 @@ def plan_tick(
     return new_keys, to_run
 
 
+def _cmr_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _withdraw_deleted(
+    context: SensorEvaluationContext,
+    dataset: DatasetConfig,
+    cmr: CmrClient,
+    catalog: StaticCatalog,
+    stac_api: StacApi,
+    existing: set[str],
+    since: str,
+) -> tuple[list[str], str]:
+    """Withdraw this dataset's granules CMR deleted since ``since``.
+
+    Returns the withdrawn partition keys and where to look from next tick. On any failure the
+    watermark stays put (withdrawing twice is harmless), and discovery carries on.
+    """
+    try:
+        deleted = cmr.deleted_granules(dataset.cmr, since)
+    except CmrError as exc:
+        context.log.warning(f"{dataset.id}: could not list CMR deletions, retrying next tick: {exc}")
+        return [], since
+    withdrawn: list[str] = []
+    entries = sorted(deleted, key=lambda e: e.revision_date)
+    for entry in entries:
+        if entry.concept_id not in existing or entry.concept_id in withdrawn:
+            continue
+        if len(withdrawn) == MAX_WITHDRAWALS_PER_TICK:
+            return withdrawn, entry.revision_date  # the rest next tick (the query is inclusive)
+        try:
+            removed = publishing.withdraw(catalog, stac_api, dataset, entry)
+        except (StacApiError, StorageError) as exc:
+            context.log.warning(
+                f"{dataset.id}: granule {entry.concept_id} was deleted from CMR but could not be "
+                f"withdrawn yet ({exc}); retrying next tick"
+            )
+            return withdrawn, entry.revision_date
+        withdrawn.append(entry.concept_id)
+        context.log.info(
+            f"{dataset.id}: granule {entry.concept_id} deleted from CMR at {entry.revision_date}: "
+            f"STAC item withdrawn, {len(removed)} stored objects removed, partition deleted"
+        )
+    return withdrawn, entries[-1].revision_date if entries else since
+
+
 def build_cmr_sensor(
     dataset: DatasetConfig,
     partitions_def: DynamicPartitionsDefinition,
@@ -75,8 +127,11 @@ def build_cmr_sensor(
             f"{policy.auto_run_days:g} days, and revisions of processed ones."
         ),
     )
-    def cmr_sensor(context: SensorEvaluationContext, cmr: CmrClient) -> SensorResult | SkipReason:
+    def cmr_sensor(
+        context: SensorEvaluationContext, cmr: CmrClient, catalog: StaticCatalog, stac_api: StacApi
+    ) -> SensorResult | SkipReason:
         cursor = HarvestCursor.from_json(context.cursor)
+        tick_started = _cmr_time(datetime.now(timezone.utc))
         try:
             result = harvest(
                 cmr, dataset.cmr, cursor, policy.max_granules_per_tick, policy.max_seconds_per_tick
@@ -88,17 +143,27 @@ def build_cmr_sensor(
             ) from exc
         for problem in result.rejected:
             context.log.warning(f"{dataset.id}: skipped an unusable CMR record: {problem}")
-        if not result.records:
-            return SkipReason(f"no new granule revisions since {cursor.watermark or 'the start'}")
 
         instance = context.instance
         existing = set(instance.get_dynamic_partitions(partitions_def.name))
+        withdrawn, deleted_since = _withdraw_deleted(
+            context, dataset, cmr, catalog, stac_api, existing, cursor.deleted_since or tick_started
+        )
+        next_cursor = replace(result.cursor, deleted_since=deleted_since)
+        if not result.records and not withdrawn:
+            return SensorResult(
+                skip_reason=SkipReason(
+                    f"no new granule revisions since {cursor.watermark or 'the start'}"
+                ),
+                cursor=next_cursor.to_json(),
+            )
+
         has_revisions = any(r.concept_id in existing for r in result.records)
         processed = (
             set(instance.get_materialized_partitions(granule_chain[-1])) if has_revisions else None
         )
         new_keys, to_run = plan_tick(
-            dataset, result, existing, processed, datetime.now(timezone.utc)
+            dataset, result, existing - set(withdrawn), processed, datetime.now(timezone.utc)
         )
         run_requests = [
             RunRequest(
@@ -109,19 +174,22 @@ def build_cmr_sensor(
             )
             for record in to_run
         ]
-        if to_run and instance.get_latest_materialization_event(collection_key) is None:
+        if (to_run or withdrawn) and instance.get_latest_materialization_event(collection_key) is None:
             run_requests.insert(0, RunRequest(run_key="collection", asset_selection=[collection_key]))
         context.log.info(
             f"{dataset.id}: {len(result.records)} new revisions in {result.pages} pages "
-            f"({len(new_keys)} new partitions, {len(to_run)} runs); "
+            f"({len(new_keys)} new partitions, {len(to_run)} runs, {len(withdrawn)} withdrawn); "
             f"{'caught up' if result.complete else 'more next tick'}"
         )
+        requests = []
+        if new_keys:
+            requests.append(partitions_def.build_add_request(new_keys))
+        if withdrawn:
+            requests.append(partitions_def.build_delete_request(withdrawn))
         return SensorResult(
             run_requests=run_requests,
-            dynamic_partitions_requests=[partitions_def.build_add_request(new_keys)]
-            if new_keys
-            else [],
-            cursor=result.cursor.to_json(),
+            dynamic_partitions_requests=requests,
+            cursor=next_cursor.to_json(),
         )
 
     return cmr_sensor

@@ -188,3 +188,14 @@ def root_catalog(collection_ids: list[str]) -> dict[str, Any]:
         for cid in collection_ids
     ]
     return payload
+
+
+_STRUCTURAL_RELS = {"root", "parent", "collection", "self", "item", "child", "items"}
+
+
+def for_api(payload: dict[str, Any]) -> dict[str, Any]:
+    """Item or collection JSON for a STAC API: the API makes its own structural links."""
+    return {
+        **payload,
+        "links": [link for link in payload.get("links", []) if link["rel"] not in _STRUCTURAL_RELS],
+    }

@@ -239,3 +239,17 @@ def parse_storage_url(url: str) -> tuple[str, str, str]:
     raise StorageError(
         f"COG_ASSETS_STORAGE={url!r} is neither file:///abs/dir nor s3://bucket/prefix"
     )
+
+
+def open_storage(url: str, s3_endpoint_url: str | None = None, s3_region: str | None = None) -> Storage:
+    """The storage a COG_ASSETS_STORAGE URL names.
+
+    S3 credentials come from the standard AWS variables or the instance role, never config.
+    """
+    kind, bucket, location = parse_storage_url(url)
+    if kind == "file":
+        return LocalStorage(Path(location))
+    from dagster_aws.s3 import S3Resource
+
+    client = S3Resource(endpoint_url=s3_endpoint_url, region_name=s3_region).get_client()
+    return S3Storage(client, bucket, location)

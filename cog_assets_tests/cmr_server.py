@@ -208,7 +208,7 @@ class FakeCmr:
                 {
                     "concept-id": concept_id,
                     "revision-date": cmr_time(self._next_revision_date()),
-                    "parent-collection-id": f"C0-{granule.provider}",
+                    "parent-collection-id": f"C1000000000-{granule.provider}",
                     "granule-ur": f"{granule.short_name}.{granule.version}:{granule.file_name}",
                     "provider": granule.provider,
                 }

@@ -5,10 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+import tempfile
+from pathlib import Path
+
+from dagster import (
+    DagsterInstance,
+    DeleteDynamicPartitionsRequest,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+)
 
 from cog_assets.cmr import CmrClient
 from cog_assets.dataset import DatasetConfig
+from cog_assets.stac_api import StacApi
 
 from .cmr_server import FakeCmr
 from .services import S3Server
@@ -50,43 +60,79 @@ class SensorHarness:
     instance: DagsterInstance
     cursor: str | None = None
     page_size: int = 2000
+    storage_url: str | None = None
+    stac_api_url: str | None = None
     added: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.storage_url is None:
+            self.storage_url = Path(tempfile.mkdtemp(prefix="sensor-storage-")).as_uri()
 
     def tick(self) -> SensorResult | SkipReason:
+        from cog_assets.catalog import StaticCatalog
+
+        assert self.storage_url is not None
+        storage_url = self.storage_url
         context = build_sensor_context(
             instance=self.instance, cursor=self.cursor, resources={
-                "cmr": CmrClient(base_url=self.cmr_url, backoff_seconds=0.01, page_size=self.page_size)
+                "cmr": CmrClient(base_url=self.cmr_url, backoff_seconds=0.01, page_size=self.page_size),
+                "catalog": StaticCatalog(storage_url=storage_url),
+                "stac_api": StacApi(url=self.stac_api_url, backoff_seconds=0.01, max_attempts=2),
             },
         )
         result = self.sensor_def(context)
         if isinstance(result, SensorResult):
             for request in result.dynamic_partitions_requests or []:
-                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-                self.added += list(request.partition_keys)
+                keys = list(request.partition_keys)
+                if isinstance(request, DeleteDynamicPartitionsRequest):
+                    for key in keys:
+                        self.instance.delete_dynamic_partition(request.partitions_def_name, key)
+                    self.deleted += keys
+                    continue
+                self.instance.add_dynamic_partitions(request.partitions_def_name, keys)
+                self.added += keys
             if result.cursor is not None:
                 self.cursor = result.cursor
         return result
+
+
+def is_idle(result: SensorResult | SkipReason) -> bool:
+    """A tick that found nothing to do (it may still move the cursor)."""
+    return isinstance(result, SkipReason) or (
+        result.skip_reason is not None and not result.run_requests and not result.dynamic_partitions_requests
+    )
 
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def chain_resources(cmr: FakeCmr, storage_url: str, s3: "S3Server | None" = None, token: str | None = "default") -> dict:
+def chain_resources(
+    cmr: FakeCmr,
+    storage_url: str,
+    s3: "S3Server | None" = None,
+    token: str | None = "default",
+    stac_api_url: str | None = None,
+) -> dict:
     """Resources for running the chain against the fake CMR and a local or S3 storage."""
+    from cog_assets.catalog import StaticCatalog
     from cog_assets.earthdata import EarthdataDownloader
     from cog_assets.io_manager import StorageIOManager
 
+    storage = {
+        "storage_url": storage_url,
+        "s3_endpoint_url": s3.endpoint if s3 is not None else None,
+        "s3_region": "us-east-1" if s3 is not None else None,
+    }
     return {
         "cmr": CmrClient(base_url=cmr.url, backoff_seconds=0.01),
         "earthdata": EarthdataDownloader(
             token=cmr.token if token == "default" else token, token_hosts=["127.0.0.1"], backoff_seconds=0.01
         ),
-        "io_manager": StorageIOManager(
-            storage_url=storage_url,
-            s3_endpoint_url=s3.endpoint if s3 is not None else None,
-            s3_region="us-east-1" if s3 is not None else None,
-        ),
+        "io_manager": StorageIOManager(**storage),
+        "catalog": StaticCatalog(**storage),
+        "stac_api": StacApi(url=stac_api_url, backoff_seconds=0.01),
     }
 
 

@@ -17,4 +17,6 @@ def test_public_contract_names():
         assert partitions.name == f"{dataset}_granules"
         assert repo.asset_graph.get(AssetKey([dataset, "stac_collection"])).partitions_def is None
     check_keys = {key.name for key in repo.asset_graph.asset_check_keys}
-    assert check_keys == {"valid_cog"}
+    assert check_keys == {"valid_cog", "in_sync_with_stac_api"}
+    for dataset in ("omdoao3e", "gpm_3imerghh"):
+        assert repo.has_job(f"{dataset}_stac_republish")

@@ -5,7 +5,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import DagsterInstance, SensorResult, SkipReason
+from dagster import DagsterInstance, SensorResult
 
 from cog_assets.assets import build_dataset_assets
 from cog_assets.cmr import CmrError
@@ -13,7 +13,7 @@ from cog_assets.dataset import DatasetConfig, SensorPolicy
 from cog_assets.sensors import REVISION_TAG, build_cmr_sensor
 
 from .cmr_server import Fault
-from .helpers import SensorHarness, add_omi_days, now_utc
+from .helpers import SensorHarness, add_omi_days, is_idle, now_utc
 
 
 def _sensor(dataset: DatasetConfig, **policy):
@@ -39,7 +39,7 @@ def test_2500_granules_registered_once_across_ticks(fake_cmr, omi, instance):
     sizes = []
     for _ in range(5):
         result = harness.tick()
-        if isinstance(result, SkipReason):
+        if is_idle(result):
             break
         sizes.append(sum(len(r.partition_keys) for r in result.dynamic_partitions_requests))
         assert result.run_requests == []  # history is for backfills, not surprise runs
@@ -58,7 +58,7 @@ def test_idle_tick_adds_nothing(fake_cmr, omi, instance):
     assert isinstance(harness.tick(), SensorResult)
     cursor = harness.cursor
     idle = harness.tick()
-    assert isinstance(idle, SkipReason)
+    assert is_idle(idle)
     assert harness.cursor == cursor and len(harness.added) == 30
     # the inclusive watermark query did return the boundary granule, and it was dropped
     last = list(fake_cmr.searches())[-1]
@@ -142,6 +142,6 @@ def test_tick_budget_in_seconds_stops_between_pages(fake_cmr, omi, instance):
     harness.tick()
     assert len(harness.added) == 100  # stopped after the first (slow) page
     for _ in range(5):
-        if isinstance(harness.tick(), SkipReason):
+        if is_idle(harness.tick()):
             break
     assert len(harness.added) == 300 and len(set(harness.added)) == 300

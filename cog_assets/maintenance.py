@@ -1,0 +1,86 @@
+"""Per-dataset upkeep of the STAC API: a reconciliation check and a republish job.
+
+``<dataset>/stac_collection`` carries the check ``in_sync_with_stac_api`` (run it from the
+asset's Checks tab): which stored items the API lacks and which API items storage lacks.
+``<dataset>_stac_republish`` makes the API match storage (disaster recovery: it rebuilds an
+empty API from storage).
+"""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetChecksDefinition,
+    AssetKey,
+    Config,
+    JobDefinition,
+    MetadataValue,
+    OpExecutionContext,
+    asset_check,
+    job,
+    op,
+)
+
+from . import publishing
+from .catalog import StaticCatalog
+from .dataset import DatasetConfig
+from .stac_api import StacApi
+
+IN_SYNC_CHECK = "in_sync_with_stac_api"
+
+
+class RepublishConfig(Config):
+    only_missing: bool = True
+    """Publish only the stored items the API lacks (False: upsert every stored item)."""
+    prune: bool = False
+    """Also delete API items that storage does not hold."""
+
+
+def build_reconciliation_check(dataset: DatasetConfig, collection_key: AssetKey) -> AssetChecksDefinition:
+    @asset_check(
+        asset=collection_key,
+        name=IN_SYNC_CHECK,
+        description="Storage's static catalog and the STAC API hold the same items, and the API "
+        "collection's extent covers them (passes trivially when no STAC API is configured).",
+        blocking=False,
+    )
+    def in_sync(catalog: StaticCatalog, stac_api: StacApi) -> AssetCheckResult:
+        if not stac_api.enabled:
+            return AssetCheckResult(passed=True, metadata={"stac_api": "not configured"})
+        report = publishing.reconcile(catalog, stac_api, dataset)
+        return AssetCheckResult(
+            passed=report.in_sync,
+            severity=AssetCheckSeverity.WARN,
+            description=report.summary(),
+            metadata={k: MetadataValue.json(v) if isinstance(v, list) else v for k, v in report.metadata().items()},
+        )
+
+    return in_sync
+
+
+def build_republish_job(dataset: DatasetConfig) -> JobDefinition:
+    @op(name=f"{dataset.id}_republish_items", description="Publish storage's STAC items to the STAC API.")
+    def republish_items(
+        context: OpExecutionContext, config: RepublishConfig, catalog: StaticCatalog, stac_api: StacApi
+    ) -> None:
+        if not stac_api.enabled:
+            raise ValueError("no STAC API is configured: set COG_ASSETS_STAC_API_URL to republish")
+        result = publishing.republish(
+            catalog, stac_api, dataset, config.only_missing, config.prune, log=context.log.info
+        )
+        context.log.info(
+            f"{dataset.id}: {result.published} items published, {result.unchanged} already there, "
+            f"{result.pruned} pruned"
+        )
+        report = publishing.reconcile(catalog, stac_api, dataset)
+        context.log.info(report.summary())
+        if report.missing_in_api:
+            raise RuntimeError(f"{dataset.id}: after republishing, {report.summary()}")
+
+    @job(
+        name=f"{dataset.id}_stac_republish",
+        description=f"Make the STAC API's {dataset.id} collection match storage (disaster recovery).",
+    )
+    def republish_job() -> None:
+        republish_items()
+
+    return republish_job

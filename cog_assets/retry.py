@@ -1,0 +1,34 @@
+"""Bounded, jittered retries shared by the HTTP clients (CMR, Earthdata, STAC API)."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from datetime import datetime, timezone
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def wait(seconds: float) -> None:
+    """Sleep between retries (each client module re-exports it as a seam tests can patch)."""
+    time.sleep(seconds)
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with 50-100 % jitter so parallel runs do not retry in lockstep."""
+    return min(cap, base * 2**attempt) * (0.5 + random.random() / 2)
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds, or None."""
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (parsed - datetime.now(timezone.utc)).total_seconds())

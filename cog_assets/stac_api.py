@@ -1,0 +1,256 @@
+"""Publishing to a STAC API through its Transactions extension (stac-fastapi-pgstac).
+
+Enabled by ``COG_ASSETS_STAC_API_URL``; ``COG_ASSETS_STAC_API_TOKEN`` (optional) is sent as a
+bearer token. Collections and items are upserted: POST, and on 409 PUT. Connection errors,
+timeouts, 429 and 5xx are retried with bounded, jittered backoff; any other answer is an error
+carrying the API's own message. Whether an item that already exists is replaced, skipped or
+refused is the dataset's duplicate policy (``stac.duplicates`` in its YAML).
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from .cmr import USER_AGENT
+from .dataset import DuplicatePolicy
+from .retry import RETRYABLE_STATUS, backoff, retry_after_seconds, wait
+
+REVISION_PROPERTY = "cmr:revision_id"
+Outcome = Literal["created", "replaced", "skipped"]
+
+
+class StacApiError(RuntimeError):
+    """The STAC API refused a request, or could not be reached after the retries."""
+
+
+class DuplicateItemError(StacApiError):
+    """The dataset's duplicate policy says ``error`` for the item already in the API."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What publishing an item will do, and why (shown in the materialization metadata)."""
+
+    action: Literal["create", "replace", "skip"]
+    reason: str
+
+
+def decide(policy: DuplicatePolicy, item_id: str, new_revision: int, existing: dict[str, Any] | None) -> Decision:
+    """Apply the duplicate policy to the item the API already holds (None: it holds none).
+
+    A revision older than the API's is never published over it: that run used a stale CMR
+    record and its partition should be re-materialized.
+    """
+    if existing is None:
+        return Decision("create", "not in the STAC API yet")
+    held = existing.get("properties", {}).get(REVISION_PROPERTY)
+    if isinstance(held, int) and held > new_revision:
+        raise DuplicateItemError(
+            f"item {item_id}: the STAC API holds CMR revision {held}, newer than revision "
+            f"{new_revision} built by this run; re-materialize the partition to build the current one"
+        )
+    if held == new_revision:
+        rule, which = policy.same_revision, f"the same CMR revision ({held})"
+    else:
+        rule, which = policy.new_revision, f"CMR revision {held}, this run has {new_revision}"
+    if rule == "error":
+        raise DuplicateItemError(
+            f"item {item_id} is already in the STAC API with {which} and the dataset's "
+            "stac.duplicates policy for that case is 'error'; delete the item from the API or "
+            "change the policy to 'skip' or 'replace'"
+        )
+    return Decision("replace" if rule == "replace" else "skip", f"already published with {which}")
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(body, dict):
+        parts = [str(body[k]) for k in ("code", "description", "detail") if body.get(k)]
+        if parts:
+            return ": ".join(parts)[:1000]
+    return str(body)[:1000]
+
+
+def _interval(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def covering_extent(collection: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The collection's extent widened to cover ``items``; None when it already does."""
+    extent = collection["extent"]
+    bbox = list(extent["spatial"]["bbox"][0])
+    start, end = (_interval(v) for v in extent["temporal"]["interval"][0])
+    changed = False
+    for item in items:
+        ib = item.get("bbox")
+        if ib:
+            widened = [min(bbox[0], ib[0]), min(bbox[1], ib[1]), max(bbox[2], ib[2]), max(bbox[3], ib[3])]
+            changed |= widened != bbox
+            bbox = widened
+        props = item["properties"]
+        first = _interval(props.get("start_datetime") or props.get("datetime"))
+        last = _interval(props.get("end_datetime") or props.get("datetime"))
+        if first and start and first < start:
+            start, changed = first, True
+        if last and end and last > end:
+            end, changed = last, True
+    if not changed:
+        return None
+    iso = lambda v: v.strftime("%Y-%m-%dT%H:%M:%SZ") if v else None  # noqa: E731
+    return {
+        "spatial": {"bbox": [bbox, *extent["spatial"]["bbox"][1:]]},
+        "temporal": {"interval": [[iso(start), iso(end)], *extent["temporal"]["interval"][1:]]},
+    }
+
+
+def _extent_as_item(extent: dict[str, Any]) -> dict[str, Any]:
+    """An extent's first bbox and interval in the shape ``covering_extent`` reads from items."""
+    start, end = extent["temporal"]["interval"][0]
+    return {"bbox": extent["spatial"]["bbox"][0], "properties": {"start_datetime": start, "end_datetime": end}}
+
+
+class StacApi(ConfigurableResource):
+    """A STAC API with the Transactions extension; disabled when ``url`` is empty."""
+
+    url: str | None = Field(default=None, description="API root, COG_ASSETS_STAC_API_URL")
+    token: str | None = Field(default=None, description="bearer token (EnvVar COG_ASSETS_STAC_API_TOKEN)")
+    timeout_seconds: float = 30.0
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 8.0
+    max_retry_after_seconds: float = 30.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    def _client(self) -> httpx.Client:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return httpx.Client(base_url=(self.url or "").rstrip("/"), timeout=self.timeout_seconds, headers=headers)
+
+    def _request(self, method: str, path: str, json: Any = None, ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
+        """One call with retries; returns answers in ``ok`` and 404/409, raises on the rest."""
+        if not self.enabled:
+            raise StacApiError("no STAC API is configured; set COG_ASSETS_STAC_API_URL")
+        problem = ""
+        with self._client() as client:
+            for attempt in range(self.max_attempts):
+                try:
+                    response = client.request(method, path, json=json)
+                except httpx.TransportError as exc:
+                    problem, delay = f"{type(exc).__name__}: {exc}", backoff(attempt, self.backoff_seconds, self.max_backoff_seconds)
+                else:
+                    if response.status_code in ok or response.status_code in (404, 409):
+                        return response
+                    if response.status_code not in RETRYABLE_STATUS:
+                        raise StacApiError(
+                            f"the STAC API refused {method} {path} with HTTP {response.status_code}: "
+                            f"{_message(response)}"
+                        )
+                    problem = f"HTTP {response.status_code}: {_message(response)}"
+                    told = retry_after_seconds(response.headers.get("Retry-After"))
+                    delay = (
+                        min(told, self.max_retry_after_seconds)
+                        if told is not None
+                        else backoff(attempt, self.backoff_seconds, self.max_backoff_seconds)
+                    )
+                if attempt + 1 < self.max_attempts:
+                    wait(delay)
+        raise StacApiError(
+            f"the STAC API at {self.url} failed {self.max_attempts} times for {method} {path}; last "
+            f"error: {problem}. Check COG_ASSETS_STAC_API_URL and the API's health; the item stays "
+            "in storage, so re-materializing the partition (or the republish job) publishes it"
+        )
+
+    # -- collections -----------------------------------------------------------------------
+    def get_collection(self, collection_id: str) -> dict[str, Any] | None:
+        response = self._request("GET", f"/collections/{quote(collection_id)}")
+        return None if response.status_code == 404 else response.json()
+
+    def upsert_collection(
+        self, collection: dict[str, Any], keep_extent: bool = False
+    ) -> Literal["created", "replaced"]:
+        """Create or update; ``keep_extent`` widens the new extent to cover the API's current one
+        (so refreshing a collection's metadata never uncovers published items)."""
+        response = self._request("POST", "/collections", json=collection)
+        if response.status_code == 409:
+            if keep_extent:
+                current = self.get_collection(collection["id"])
+                if current is not None:
+                    widened = covering_extent(collection, [_extent_as_item(current["extent"])])
+                    collection = {**collection, "extent": widened} if widened else collection
+            self._put(f"/collections/{quote(collection['id'])}", collection)
+            return "replaced"
+        return "created"
+
+    def ensure_collection(self, collection: dict[str, Any], items: list[dict[str, Any]]) -> None:
+        """The collection exists and its extent covers ``items`` (created or widened if not)."""
+        current = self.get_collection(collection["id"])
+        if current is None:
+            widened = covering_extent(collection, items)
+            self.upsert_collection({**collection, "extent": widened} if widened else collection)
+            return
+        widened = covering_extent(current, items)
+        if widened is not None:
+            fresh = {k: v for k, v in current.items() if k != "links"}
+            self._put(f"/collections/{quote(collection['id'])}", {**fresh, "extent": widened})
+
+    # -- items -----------------------------------------------------------------------------
+    def _item_path(self, collection_id: str, item_id: str = "") -> str:
+        base = f"/collections/{quote(collection_id)}/items"
+        return f"{base}/{quote(item_id)}" if item_id else base
+
+    def get_item(self, collection_id: str, item_id: str) -> dict[str, Any] | None:
+        response = self._request("GET", self._item_path(collection_id, item_id))
+        return None if response.status_code == 404 else response.json()
+
+    def upsert_item(self, item: dict[str, Any]) -> Literal["created", "replaced"]:
+        collection_id = item["collection"]
+        response = self._request("POST", self._item_path(collection_id), json=item)
+        if response.status_code == 404:
+            raise StacApiError(
+                f"the STAC API has no collection {collection_id!r} for item {item['id']}: "
+                f"{_message(response)}; materialize {collection_id}/stac_collection"
+            )
+        if response.status_code == 409:
+            self._put(self._item_path(collection_id, item["id"]), item)
+            return "replaced"
+        return "created"
+
+    def publish_item(self, item: dict[str, Any], decision: Decision) -> Outcome:
+        """Carry out a :func:`decide` decision (a create that meets 409 becomes an update)."""
+        if decision.action == "skip":
+            return "skipped"
+        return self.upsert_item(item)
+
+    def delete_item(self, collection_id: str, item_id: str) -> bool:
+        """Remove an item; False when the API did not have it."""
+        response = self._request("DELETE", self._item_path(collection_id, item_id))
+        return response.status_code != 404
+
+    def iter_items(self, collection_id: str, limit: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every item of a collection, following the API's ``next`` links."""
+        response = self._request("GET", f"{self._item_path(collection_id)}?limit={limit}")
+        while response.status_code != 404:
+            page = response.json()
+            yield from page.get("features", [])
+            following = next((link for link in page.get("links", []) if link.get("rel") == "next"), None)
+            if following is None or not page.get("features"):
+                return
+            response = self._request(following.get("method", "GET"), following["href"], json=following.get("body"))
+
+    def _put(self, path: str, payload: dict[str, Any]) -> None:
+        response = self._request("PUT", path, json=payload)
+        if response.status_code in (404, 409):
+            raise StacApiError(f"the STAC API refused PUT {path} with HTTP {response.status_code}: {_message(response)}")
