@@ -36,7 +36,7 @@ from .dataset import DatasetConfig
 from .earthdata import EarthdataDownloader
 from .io_manager import object_metadata, scratch_dir
 from .readers import read_granule
-from .stac_api import StacApi
+from .stac_api import DuplicateItemError, StacApi, StacApiError
 
 VALID_COG_CHECK = "valid_cog"
 
@@ -151,8 +151,16 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         record = cog.record
         assert cog.uri is not None
         item = stac.build_item(dataset, record, cog.path, cog.uri, cmr.base_url)
-        decision = publishing.plan_item(stac_api, dataset, item.id, record.revision_id)
+        unreachable: StacApiError | None = None
+        try:  # before writing: a duplicate policy of 'error' leaves storage untouched
+            decision = publishing.plan_item(stac_api, dataset, item.id, record.revision_id)
+        except DuplicateItemError:
+            raise
+        except StacApiError as exc:
+            decision, unreachable = None, exc
         stored, payload = catalog.put_item(ds, item)
+        if unreachable is not None:  # stored, so the republish job or a retry delivers it
+            raise unreachable
         published = (
             publishing.publish_item(stac_api, dataset, payload, decision)
             if decision is not None

@@ -132,7 +132,10 @@ class FakeCmr:
 
     # -- catalogue -------------------------------------------------------------------------
     def _next_revision_date(self) -> datetime:
-        self._clock += timedelta(milliseconds=1)
+        """Like CMR's: the wall clock at millisecond precision, strictly increasing."""
+        now = datetime.now(timezone.utc)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        self._clock = max(now, self._clock + timedelta(milliseconds=1))
         return self._clock
 
     def _new_granule(self, spec: dict[str, Any]) -> Granule:

@@ -9,7 +9,14 @@ import pytest
 from cog_assets.dataset import DatasetConfig, load_datasets
 
 from .cmr_server import FakeCmr
-from .services import S3Server, start_seaweedfs
+from .services import (
+    Postgres,
+    S3Server,
+    StacApiServer,
+    start_postgres,
+    start_seaweedfs,
+    start_stac_api,
+)
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +55,28 @@ def s3_prefix_url(seaweedfs: S3Server) -> str:
 @pytest.fixture
 def local_storage_url(tmp_path: Path) -> str:
     return (tmp_path / "storage").as_uri()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stac_api_server(postgres: Postgres) -> Iterator[StacApiServer]:
+    server = start_stac_api(postgres)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stac_api_url(stac_api_server: StacApiServer, datasets: dict[str, DatasetConfig]) -> str:
+    """The session's STAC API, emptied of the datasets' collections (and their items)."""
+    import httpx
+
+    for dataset_id in datasets:
+        response = httpx.delete(f"{stac_api_server.url}/collections/{dataset_id}", timeout=30)
+        assert response.status_code in (200, 204, 404), response.text
+    return stac_api_server.url

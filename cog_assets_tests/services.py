@@ -1,4 +1,4 @@
-"""Real services for tests, started on 127.0.0.1: SeaweedFS as the S3 server."""
+"""Real services for tests, started on 127.0.0.1: SeaweedFS (S3), PostgreSQL, stac-fastapi-pgstac."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,3 +88,106 @@ def start_seaweedfs(directory: Path, bucket: str = "cog-assets-test", timeout: f
                 server.stop()
                 raise RuntimeError(f"SeaweedFS did not start: {exc}; see {directory}/weed.log") from exc
             time.sleep(0.1)
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _as_postgres_user(args: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: drop to the 'postgres' account when we are root."""
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+def _stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@dataclass
+class Postgres:
+    directory: Path
+    port: int
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.dsn(name)
+
+    def stop(self) -> None:
+        subprocess.run(
+            _as_postgres_user([str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop"]),
+            check=False, capture_output=True, timeout=60,
+        )
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_postgres() -> Postgres:
+    """A throw-away PostgreSQL 15 (PostGIS available) in a temporary directory, loopback only."""
+    if not (PG_BIN / "initdb").exists():
+        raise RuntimeError("PostgreSQL 15 is not installed: apt-get install postgresql postgresql-15-postgis-3")
+    directory = Path(tempfile.mkdtemp(prefix="cog-assets-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    port = free_port()
+    run = lambda args: subprocess.run(_as_postgres_user(args), check=True, capture_output=True, timeout=120)  # noqa: E731
+    run([str(PG_BIN / "initdb"), "-D", str(directory / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+    options = (
+        f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    run([str(PG_BIN / "pg_ctl"), "-D", str(directory / "data"), "-l", str(directory / "postgres.log"), "-w", "-o", options, "start"])
+    return Postgres(directory, port)
+
+
+@dataclass
+class StacApiServer:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self) -> None:
+        _stop_process(self.process)
+
+
+def start_stac_api(postgres: Postgres, database: str = "pgstac", timeout: float = 60.0) -> StacApiServer:
+    """stac-fastapi-pgstac (Transactions on) under uvicorn, on a pgstac-migrated database."""
+    import httpx
+
+    dsn = postgres.create_database(database)
+    subprocess.run([sys.executable, "-m", "pypgstac.pypgstac", "migrate", "--dsn", dsn], check=True, capture_output=True, timeout=300)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PGUSER": "postgres", "PGPASSWORD": "unused-trust-auth", "PGHOST": "127.0.0.1",
+        "PGPORT": str(postgres.port), "PGDATABASE": database,
+        "ENABLE_TRANSACTIONS_EXTENSIONS": "true",
+        "STAC_FASTAPI_TITLE": "cog_assets test STAC API",
+    }
+    log = postgres.directory / f"stac-api-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "stac_fastapi.pgstac.app:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    server = StacApiServer(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{server.url}/_mgmt/ping", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"stac-fastapi-pgstac did not start; see {log}")
+        time.sleep(0.1)
