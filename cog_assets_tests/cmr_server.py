@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,7 +85,8 @@ class Granule:
 
     @property
     def sort_key(self) -> tuple[int, int]:
-        return (int(self.revision_date.timestamp() * 1000), int(self.concept_id[1:].split("-")[0]))
+        digits = self.concept_id[1:].split("-")[0]
+        return (int(self.revision_date.timestamp() * 1000), int(digits) if digits.isdigit() else 0)
 
 
 class FakeCmr:
@@ -101,6 +102,7 @@ class FakeCmr:
         self._data_faults: dict[str, deque[Fault]] = {}
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
+        self.on_download: Callable[[str], None] | None = None  # called with the path before serving
         self._version = 0
         self._hits_cache: dict[tuple[Any, int], int] = {}
         self._clock = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -143,7 +145,7 @@ class FakeCmr:
         number = spec.pop("concept_number", None) or 1_000_000_000 + len(self._granules) + len(self._deleted)
         provider = spec.setdefault("provider", "GES_DISC")
         return Granule(
-            concept_id=f"G{number}-{provider}",
+            concept_id=spec.pop("concept_id", None) or f"G{number}-{provider}",
             revision_id=1,
             revision_date=spec.pop("revision_date", None) or self._next_revision_date(),
             data_path=f"{spec['short_name']}.{spec['version']}/{spec['begin']:%Y/%j}/{quote(spec['file_name'])}",
@@ -562,6 +564,8 @@ def _handler_for(server: FakeCmr) -> type[BaseHTTPRequestHandler]:
             if content is None:
                 self._send(404, b"Not Found", "text/plain")
                 return
+            if server.on_download is not None:
+                server.on_download(path)
             self._send(200, content, "application/octet-stream")
 
     return Handler

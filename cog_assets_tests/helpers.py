@@ -9,14 +9,20 @@ import tempfile
 from pathlib import Path
 
 from dagster import (
+    AssetKey,
+    AssetSelection,
     DagsterInstance,
     DeleteDynamicPartitionsRequest,
     SensorResult,
     SkipReason,
     build_sensor_context,
+    materialize,
 )
 
+from cog_assets.assets import build_dataset_assets
+from cog_assets.catalog import StaticCatalog
 from cog_assets.cmr import CmrClient
+from cog_assets.maintenance import build_reconciliation_check, build_republish_job
 from cog_assets.dataset import DatasetConfig
 from cog_assets.stac_api import StacApi
 
@@ -70,8 +76,6 @@ class SensorHarness:
             self.storage_url = Path(tempfile.mkdtemp(prefix="sensor-storage-")).as_uri()
 
     def tick(self) -> SensorResult | SkipReason:
-        from cog_assets.catalog import StaticCatalog
-
         assert self.storage_url is not None
         storage_url = self.storage_url
         context = build_sensor_context(
@@ -116,7 +120,6 @@ def chain_resources(
     stac_api_url: str | None = None,
 ) -> dict:
     """Resources for running the chain against the fake CMR and a local or S3 storage."""
-    from cog_assets.catalog import StaticCatalog
     from cog_assets.earthdata import EarthdataDownloader
     from cog_assets.io_manager import StorageIOManager
 
@@ -134,6 +137,58 @@ def chain_resources(
         "catalog": StaticCatalog(**storage),
         "stac_api": StacApi(url=stac_api_url, backoff_seconds=0.01),
     }
+
+
+class Platform:
+    """The chain's assets, resources and instance for one dataset, as a test drives them."""
+
+    def __init__(self, dataset, cmr, storage_url, instance, s3=None, stac_api_url=None):
+        self.dataset, self.cmr, self.instance = dataset, cmr, instance
+        self.built = build_dataset_assets(dataset)
+        self.storage_url, self.s3, self.stac_api_url = storage_url, s3, stac_api_url
+
+    def resources(self, **overrides):
+        return chain_resources(
+            self.cmr, self.storage_url, self.s3, stac_api_url=overrides.get("stac_api_url", self.stac_api_url)
+        ) | {k: v for k, v in overrides.items() if k != "stac_api_url"}
+
+    def run(self, concept_id: str, selection=None, tags=None, **overrides):
+        self.instance.add_dynamic_partitions(self.dataset.partitions_name, [concept_id])
+        built = self.built
+        return materialize(
+            [built.granule, built.cog, built.stac_item],
+            selection=selection,
+            partition_key=concept_id,
+            resources=self.resources(**overrides),
+            instance=self.instance,
+            tags=tags,
+            raise_on_error=False,
+        )
+
+    def metadata(self, concept_id: str) -> dict:
+        event = self.instance.get_latest_materialization_event(AssetKey([self.dataset.id, "stac_item"]))
+        assert event.dagster_event.partition == concept_id
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+    def catalog(self) -> StaticCatalog:
+        return self.resources()["catalog"]
+
+    def check(self):
+        check = build_reconciliation_check(self.dataset, self.built.stac_collection.key)
+        result = materialize(
+            [self.built.stac_collection, check],
+            selection=AssetSelection.checks(check),
+            resources=self.resources(),
+            instance=self.instance,
+        )
+        return result.get_asset_check_evaluations()[0]
+
+    def republish(self, **config):
+        job = build_republish_job(self.dataset)
+        op = f"{self.dataset.id}_republish_items"
+        return job.execute_in_process(
+            run_config={"ops": {op: {"config": config}}}, resources=self.resources(), instance=self.instance
+        )
 
 
 def failure_messages(result) -> list[str]:

@@ -30,6 +30,8 @@ class S3Server:
     endpoint: str
     bucket: str
     process: subprocess.Popen
+    args: list[str]
+    directory: Path
 
     def client(self):
         return boto3.client(
@@ -49,12 +51,27 @@ class S3Server:
         }
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        _stop_process(self.process)
+
+    def start(self, timeout: float = 30.0) -> None:
+        """(Re)start on the same ports and data folder; returns once S3 answers."""
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / "weed.log").open("ab") as log:
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        client = self.client()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.create_bucket(Bucket=self.bucket)
+                return
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                return
+            except Exception as exc:  # not up yet
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"SeaweedFS did not start: {exc}; see {self.directory}/weed.log") from exc
+                time.sleep(0.1)
 
 
 def start_seaweedfs(directory: Path, bucket: str = "cog-assets-test", timeout: float = 30.0) -> S3Server:
@@ -71,23 +88,9 @@ def start_seaweedfs(directory: Path, bucket: str = "cog-assets-test", timeout: f
     ]
     for name in ports:
         args += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
-    with (directory / "weed.log").open("wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    server = S3Server(f"http://127.0.0.1:{ports['s3']}", bucket, process)
-    client = server.client()
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.create_bucket(Bucket=bucket)
-            return server
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            return server
-        except Exception as exc:  # not up yet
-            if process.poll() is not None or time.monotonic() > deadline:
-                server.stop()
-                raise RuntimeError(f"SeaweedFS did not start: {exc}; see {directory}/weed.log") from exc
-            time.sleep(0.1)
+    server = S3Server(f"http://127.0.0.1:{ports['s3']}", bucket, None, args, directory)  # type: ignore[arg-type]
+    server.start(timeout)
+    return server
 
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

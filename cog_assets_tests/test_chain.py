@@ -14,7 +14,6 @@ from affine import Affine
 from dagster import AssetKey, DagsterInstance, materialize
 
 from cog_assets.assets import build_dataset_assets
-from cog_assets.storage import LocalStorage
 
 from .cmr_server import FakeCmr
 from .granule_files import SyntheticGranule, make_imerg_granule, make_omi_granule, omi_values
@@ -187,49 +186,6 @@ def test_static_catalog_is_walkable(fake_cmr, datasets, instance, local_storage_
     with rasterio.open(item.assets["cog_default"].get_absolute_href()) as cog:
         assert cog.crs.to_epsg() == 4326
     assert collection.extra_fields["item_assets"]["cog_default"]["type"].endswith("profile=cloud-optimized")
-
-
-def _final_keys(root: Path, dataset_id: str) -> list[str]:
-    return [k for k in LocalStorage(root).list_keys(dataset_id) if "/cogs/" in k or "/items/" in k]
-
-
-@pytest.mark.parametrize(
-    "case,expected",
-    [
-        ("missing_variable", r"variable '/HDFEOS/GRIDS/ColumnAmountO3/Data Fields/ColumnAmountO3' not found.*'Other'.*Fix reader.variable"),
-        ("corrupt_file", r"is not a readable HDF5 file.*corrupt or truncated"),
-        ("checksum_mismatch", r"md5 checksum mismatch: expected [0-9a-f]{32} \(from CMR\), got [0-9a-f]{32}"),
-        ("unauthorized", r"answered HTTP 401.*token is missing, expired or invalid.*EULA"),
-        ("no_data_url", r"has no usable 'GET DATA' URL"),
-        ("shape_mismatch", r"has shape \(720, 720\) but the grid metadata .* implies \(720, 1440\)"),
-    ],
-)
-def test_bad_input_fails_its_partition_and_stores_nothing_final(fake_cmr, datasets, instance, local_storage_url, case, expected):
-    dataset = datasets["omdoao3e"]
-    token = "default"
-    if case == "missing_variable":
-        granule = _add_omi(fake_cmr, make_omi_granule(variable_name="Other"))
-    elif case == "corrupt_file":
-        granule = _add_omi(fake_cmr, SyntheticGranule(b"\x89HDF\r\n" + bytes(range(256)) * 100, np.zeros(1), 0.0))
-    elif case == "checksum_mismatch":
-        good = make_omi_granule()
-        granule = _add_omi(fake_cmr, good)
-        fake_cmr.set_file(granule, good.content[:-1] + bytes([good.content[-1] ^ 1]))
-    elif case == "unauthorized":
-        granule = _add_omi(fake_cmr, make_omi_granule())
-        token = "expired-token"
-    elif case == "no_data_url":
-        granule = _add_omi(fake_cmr, make_omi_granule(), omit_data_url=True)
-    elif case == "shape_mismatch":
-        granule = _add_omi(fake_cmr, make_omi_granule(omi_values()[:, :720].copy()))
-    result = _run(dataset, fake_cmr, local_storage_url, instance, granule.concept_id, token=token)
-    assert not result.success
-    messages = failure_messages(result)
-    assert len(messages) == 1
-    assert __import__("re").search(expected, messages[0], __import__("re").S), messages[0]
-    assert _final_keys(_root(local_storage_url), "omdoao3e") == []
-    root = _root(local_storage_url)
-    assert not [p for p in root.rglob("*") if p.name.endswith(".partial")] if root.exists() else True
 
 
 def test_rerun_of_same_revision_converges_to_identical_outputs(fake_cmr, datasets, instance, local_storage_url):

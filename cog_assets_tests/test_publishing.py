@@ -10,19 +10,17 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
-from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, materialize
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 from pystac_client import Client
 
-from cog_assets.assets import build_dataset_assets
-from cog_assets.catalog import StaticCatalog
 from cog_assets.dataset import DuplicatePolicy
-from cog_assets.maintenance import IN_SYNC_CHECK, build_reconciliation_check, build_republish_job
+from cog_assets.maintenance import IN_SYNC_CHECK
 from cog_assets.sensors import build_cmr_sensor
 from cog_assets.storage import sha256_of
 
 from .cmr_server import FakeCmr
 from .granule_files import make_omi_granule, omi_values
-from .helpers import SensorHarness, chain_resources, failure_messages, now_utc, omi_file_name
+from .helpers import Platform, SensorHarness, failure_messages, now_utc, omi_file_name
 from .services import free_port
 
 FIRST_DAY = datetime(2012, 1, 1, tzinfo=timezone.utc)
@@ -45,58 +43,6 @@ def _add_day(cmr: FakeCmr, day: datetime, seed: int = 1):
         end=day + timedelta(days=1) - timedelta(milliseconds=1),
         content=make_omi_granule(omi_values(seed=seed)).content,
     )
-
-
-class Platform:
-    """The chain's assets, resources and instance for one dataset, as a test drives them."""
-
-    def __init__(self, dataset, cmr, storage_url, instance, s3=None, stac_api_url=None):
-        self.dataset, self.cmr, self.instance = dataset, cmr, instance
-        self.built = build_dataset_assets(dataset)
-        self.storage_url, self.s3, self.stac_api_url = storage_url, s3, stac_api_url
-
-    def resources(self, **overrides):
-        return chain_resources(
-            self.cmr, self.storage_url, self.s3, stac_api_url=overrides.get("stac_api_url", self.stac_api_url)
-        ) | {k: v for k, v in overrides.items() if k != "stac_api_url"}
-
-    def run(self, concept_id: str, selection=None, tags=None, **overrides):
-        self.instance.add_dynamic_partitions(self.dataset.partitions_name, [concept_id])
-        built = self.built
-        return materialize(
-            [built.granule, built.cog, built.stac_item],
-            selection=selection,
-            partition_key=concept_id,
-            resources=self.resources(**overrides),
-            instance=self.instance,
-            tags=tags,
-            raise_on_error=False,
-        )
-
-    def metadata(self, concept_id: str) -> dict:
-        event = self.instance.get_latest_materialization_event(AssetKey([self.dataset.id, "stac_item"]))
-        assert event.dagster_event.partition == concept_id
-        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
-
-    def catalog(self) -> StaticCatalog:
-        return self.resources()["catalog"]
-
-    def check(self):
-        check = build_reconciliation_check(self.dataset, self.built.stac_collection.key)
-        result = materialize(
-            [self.built.stac_collection, check],
-            selection=AssetSelection.checks(check),
-            resources=self.resources(),
-            instance=self.instance,
-        )
-        return result.get_asset_check_evaluations()[0]
-
-    def republish(self, **config):
-        job = build_republish_job(self.dataset)
-        op = f"{self.dataset.id}_republish_items"
-        return job.execute_in_process(
-            run_config={"ops": {op: {"config": config}}}, resources=self.resources(), instance=self.instance
-        )
 
 
 def _api_items(url: str) -> dict[str, dict]:
@@ -170,30 +116,6 @@ def test_duplicate_policy_error_fails_the_partition_and_writes_nothing(
     assert "'error'" in message
     assert platform.catalog().read_item("omdoao3e", item_id) == stored
     assert _api_items(stac_api_url)[item_id] == before
-
-
-def test_api_down_keeps_the_item_in_storage_and_republish_delivers_it(
-    fake_cmr, omi, instance, local_storage_url, stac_api_url
-):
-    from cog_assets.stac_api import StacApi
-
-    platform = Platform(omi, fake_cmr, local_storage_url, instance, stac_api_url=stac_api_url)
-    granule = _add_day(fake_cmr, FIRST_DAY)
-    down = StacApi(url=f"http://127.0.0.1:{free_port()}", max_attempts=2, backoff_seconds=0.01)
-    result = platform.run(granule.concept_id, stac_api=down)
-    assert not result.success
-    (message,) = failure_messages(result)
-    assert "failed 2 times" in message and "stays in storage" in message
-    item_id = granule.file_name[:-4]
-    assert platform.catalog().read_item("omdoao3e", item_id)["id"] == item_id
-    assert item_id not in _api_items(stac_api_url)
-
-    # the API is back: the republish job publishes what storage holds and the API lacks
-    assert platform.republish(only_missing=True).success
-    assert item_id in _api_items(stac_api_url)
-    # and retrying the failed partition succeeds without publishing twice
-    assert platform.run(granule.concept_id).success
-    assert platform.metadata(granule.concept_id)["stac_api"] == "skipped"
 
 
 def test_reconciliation_finds_a_missing_item_and_republish_restores_it(
