@@ -37,10 +37,11 @@ class StaticCatalog(ConfigurableResource):
     storage_url: str = Field(description="file:///abs/dir or s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(default=None, description="AWS_ENDPOINT_URL")
     s3_region: str | None = Field(default=None, description="AWS_REGION")
+    s3_max_attempts: int = Field(default=5, ge=1, description="boto3 attempts per S3 call")
 
     @cached_property
     def storage(self) -> Storage:
-        return open_storage(self.storage_url, self.s3_endpoint_url, self.s3_region)
+        return open_storage(self.storage_url, self.s3_endpoint_url, self.s3_region, self.s3_max_attempts)
 
     # -- items -----------------------------------------------------------------------------
     def put_item(self, dataset_id: str, item: pystac.Item) -> tuple[StoredObject, dict[str, Any]]:

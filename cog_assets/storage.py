@@ -241,15 +241,20 @@ def parse_storage_url(url: str) -> tuple[str, str, str]:
     )
 
 
-def open_storage(url: str, s3_endpoint_url: str | None = None, s3_region: str | None = None) -> Storage:
+def open_storage(
+    url: str, s3_endpoint_url: str | None = None, s3_region: str | None = None, s3_max_attempts: int = 5
+) -> Storage:
     """The storage a COG_ASSETS_STORAGE URL names.
 
     S3 credentials come from the standard AWS variables or the instance role, never config.
+    ``s3_max_attempts`` bounds boto3's own retries (with backoff) per S3 call.
     """
     kind, bucket, location = parse_storage_url(url)
     if kind == "file":
         return LocalStorage(Path(location))
     from dagster_aws.s3 import S3Resource
 
-    client = S3Resource(endpoint_url=s3_endpoint_url, region_name=s3_region).get_client()
+    client = S3Resource(
+        endpoint_url=s3_endpoint_url, region_name=s3_region, max_attempts=s3_max_attempts
+    ).get_client()
     return S3Storage(client, bucket, location)

@@ -118,6 +118,7 @@ def chain_resources(
     s3: "S3Server | None" = None,
     token: str | None = "default",
     stac_api_url: str | None = None,
+    s3_max_attempts: int = 5,
 ) -> dict:
     """Resources for running the chain against the fake CMR and a local or S3 storage."""
     from cog_assets.earthdata import EarthdataDownloader
@@ -127,6 +128,7 @@ def chain_resources(
         "storage_url": storage_url,
         "s3_endpoint_url": s3.endpoint if s3 is not None else None,
         "s3_region": "us-east-1" if s3 is not None else None,
+        "s3_max_attempts": s3_max_attempts,
     }
     return {
         "cmr": CmrClient(base_url=cmr.url, backoff_seconds=0.01),
@@ -142,14 +144,16 @@ def chain_resources(
 class Platform:
     """The chain's assets, resources and instance for one dataset, as a test drives them."""
 
-    def __init__(self, dataset, cmr, storage_url, instance, s3=None, stac_api_url=None):
+    def __init__(self, dataset, cmr, storage_url, instance, s3=None, stac_api_url=None, s3_max_attempts=5):
         self.dataset, self.cmr, self.instance = dataset, cmr, instance
+        self.s3_max_attempts = s3_max_attempts
         self.built = build_dataset_assets(dataset)
         self.storage_url, self.s3, self.stac_api_url = storage_url, s3, stac_api_url
 
     def resources(self, **overrides):
         return chain_resources(
-            self.cmr, self.storage_url, self.s3, stac_api_url=overrides.get("stac_api_url", self.stac_api_url)
+            self.cmr, self.storage_url, self.s3, stac_api_url=overrides.get("stac_api_url", self.stac_api_url),
+            s3_max_attempts=self.s3_max_attempts,
         ) | {k: v for k, v in overrides.items() if k != "stac_api_url"}
 
     def run(self, concept_id: str, selection=None, tags=None, **overrides):

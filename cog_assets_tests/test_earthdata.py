@@ -43,18 +43,6 @@ def test_download_verifies_and_sends_the_token(fake_cmr, omi, tmp_path):
     assert data_requests[-1]["headers"]["Authorization"] == f"Bearer {fake_cmr.token}"
 
 
-def test_token_is_not_sent_to_another_host_after_a_redirect(fake_cmr, omi, tmp_path):
-    granule, record = _record(fake_cmr, omi)
-    target = fake_cmr.file_url(granule, host=fake_cmr.alias_url)  # 'localhost': not an Earthdata host
-    redirecting = record.model_copy(update={"data_url": f"{fake_cmr.url}/redirect/?to={quote(target, safe='')}"})
-    with pytest.raises(DownloadError, match="localhost answered HTTP 401"):
-        _downloader(fake_cmr).download(redirecting, tmp_path)
-    hops = [r for r in fake_cmr.requests if r["path"].startswith(("/redirect/", "/data/"))]
-    assert hops[0]["headers"].get("Authorization") == f"Bearer {fake_cmr.token}"  # 127.0.0.1 may
-    assert all("Authorization" not in r["headers"] for r in hops if r["host"].startswith("localhost"))
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_redirect_within_token_hosts_keeps_the_token(fake_cmr, omi, tmp_path):
     granule, record = _record(fake_cmr, omi)
     target = fake_cmr.file_url(granule, host=fake_cmr.alias_url)

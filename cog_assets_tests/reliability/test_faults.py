@@ -48,7 +48,6 @@ def own_seaweedfs(tmp_path, monkeypatch):
     server = start_seaweedfs(tmp_path / "weed")
     for key, value in server.env().items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # boto3: fail fast while the server is down
     yield server
     server.stop()
 
@@ -56,7 +55,7 @@ def own_seaweedfs(tmp_path, monkeypatch):
 def test_s3_stopped_mid_backfill_then_restarted(fake_cmr, datasets, instance, own_seaweedfs, record):
     granules = _add_days(fake_cmr, 6)
     url = f"s3://{own_seaweedfs.bucket}/backfill"
-    platform = Platform(datasets["omdoao3e"], fake_cmr, url, instance, own_seaweedfs)
+    platform = Platform(datasets["omdoao3e"], fake_cmr, url, instance, own_seaweedfs, s3_max_attempts=2)
     third = granules[2].file_name
     fake_cmr.on_download = lambda path: own_seaweedfs.stop() if path.endswith(third) else None
 
