@@ -13,11 +13,6 @@ Storage layout under COG_ASSETS_STORAGE (a static STAC catalog that pystac can w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from .granules import GranuleRecord
 from .storage import storage_key
 
 CATALOG_KEY = "catalog.json"
@@ -46,21 +41,3 @@ def deletion_key(dataset_id: str, concept_id: str) -> str:
 
 def collection_key(dataset_id: str) -> str:
     return storage_key(dataset_id, "collection.json")
-
-
-@dataclass(frozen=True)
-class StagedGranule:
-    """A downloaded, verified granule file and the CMR record it matches."""
-
-    record: GranuleRecord
-    path: Path
-
-
-@dataclass(frozen=True)
-class ConvertedCog:
-    """A validated COG; ``uri`` is set once it is in storage."""
-
-    record: GranuleRecord
-    path: Path
-    stats: dict[str, Any] = field(default_factory=dict)
-    uri: str | None = None

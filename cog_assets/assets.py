@@ -1,181 +1,181 @@
 """The four assets of a dataset, built from its YAML: granule → cog → stac_item, and the collection.
 
-Per partition (a CMR granule concept-id): ``granule`` fetches the current CMR record and
-stages the verified file; ``cog`` converts the configured variable to a validated COG (a
-blocking check); ``stac_item`` describes it. ``stac_collection`` is unpartitioned.
+``granule``, ``cog`` and ``stac_item`` are partitioned by CMR granule concept-id and computed by
+one step (a multi-asset) that works through its run's partitions one granule at a time
+(``chain.process``): a backfill runs ranges of ``backfill.granules_per_run`` granules per run,
+so Dagster's per-run cost is paid once per range, yet each granule materializes, or fails with
+its cause, on its own; a failed one can be retried alone. ``stac_collection`` is unpartitioned.
 """
 
-
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import pystac
 from dagster import (
+    AssetCheckKey,
     AssetCheckResult,
-    AssetIn,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
     AssetsDefinition,
+    AssetSpec,
+    BackfillPolicy,
     DynamicPartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
-    Output,
     asset,
+    multi_asset,
 )
 
-from . import cogs, publishing, stac
-from .artifacts import ConvertedCog, StagedGranule
+from . import chain, publishing, stac
 from .catalog import StaticCatalog
 from .cmr import CmrClient
 from .dataset import DatasetConfig
 from .earthdata import EarthdataDownloader
-from .io_manager import object_metadata, scratch_dir
-from .readers import read_granule
-from .stac_api import DuplicateItemError, StacApi, StacApiError
+from .stac_api import StacApi
 
 VALID_COG_CHECK = "valid_cog"
+DOWNLOADS_POOL = "earthdata_downloads"
+STAC_API_POOL = "stac_api"
+_SHOWN_FAILURES = 20
 
 
 @dataclass(frozen=True)
 class DatasetAssets:
     partitions_def: DynamicPartitionsDefinition
-    granule: AssetsDefinition
-    cog: AssetsDefinition
-    stac_item: AssetsDefinition
+    chain: AssetsDefinition
     stac_collection: AssetsDefinition
 
     @property
     def all(self) -> list[AssetsDefinition]:
-        return [self.granule, self.cog, self.stac_item, self.stac_collection]
+        return [self.chain, self.stac_collection]
 
     @property
     def granule_chain(self) -> list[AssetKey]:
-        return [self.granule.key, self.cog.key, self.stac_item.key]
+        """granule, cog, stac_item: the partitioned assets, in order."""
+        by_step = {key.path[-1]: key for key in self.chain.keys}
+        return [by_step[step] for step in chain.STEPS]
 
 
-def _workdir() -> Path:
-    return Path(tempfile.mkdtemp(dir=scratch_dir()))
+def object_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Dagster metadata from a step's plain dict (links for http URIs, JSON for lists)."""
+    shown: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if key == "uri" and str(value).startswith("http"):
+            shown[key] = MetadataValue.url(value)
+        elif isinstance(value, (list, dict)):
+            shown[key] = MetadataValue.json(value)
+        else:
+            shown[key] = value
+    return shown
 
 
 def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
     partitions = DynamicPartitionsDefinition(name=dataset.partitions_name)
     ds = dataset.id
-    common = {"partitions_def": partitions, "group_name": ds}
+    keys = {step: AssetKey([ds, step]) for step in chain.STEPS}
+    check_key = AssetCheckKey(keys["cog"], VALID_COG_CHECK)
 
-    @asset(
-        key=[ds, "granule"],
-        description=f"The original {dataset.cmr.short_name} granule file, downloaded from its "
-        "CMR 'GET DATA' URL with EARTHDATA_TOKEN and verified against CMR's size and checksum.",
-        kinds={"hdf5", "s3"},
-        **common,
-    )
-    def granule(
-        context: AssetExecutionContext, cmr: CmrClient, earthdata: EarthdataDownloader
-    ) -> StagedGranule:
-        record = cmr.granule(dataset.cmr, context.partition_key)
-        context.log.info(
-            f"staging {record.file_name} (revision {record.revision_id}) from {record.data_url}"
-        )
-        path = earthdata.download(record, _workdir())
-        return StagedGranule(record=record, path=path)
-
-    @asset(
-        key=[ds, "cog"],
-        description=f"{dataset.reader.variable} as a north-up Cloud-Optimized GeoTIFF "
-        "(EPSG:4326, deflate + float predictor, 512 blocks, internal overviews).",
-        ins={"granule": _in(ds, "granule")},
+    @multi_asset(
+        name=f"{ds}_granule_chain",
+        specs=[
+            AssetSpec(
+                keys["granule"],
+                description=f"The original {dataset.cmr.short_name} granule file, downloaded from "
+                "its CMR 'GET DATA' URL with EARTHDATA_TOKEN and verified against CMR's size and "
+                "checksum.",
+                kinds={"hdf5"},
+                skippable=True,
+            ),
+            AssetSpec(
+                keys["cog"],
+                description=f"{dataset.reader.variable} as a north-up Cloud-Optimized GeoTIFF "
+                "(EPSG:4326, deflate + float predictor, 512 blocks, internal overviews).",
+                deps=[keys["granule"]],
+                kinds={"geotiff"},
+                skippable=True,
+            ),
+            AssetSpec(
+                keys["stac_item"],
+                description="The granule's STAC item (JSON in storage, asset 'cog_default'), "
+                "upserted to the STAC API when COG_ASSETS_STAC_API_URL is set, under the "
+                "dataset's duplicate policy.",
+                deps=[keys["cog"]],
+                kinds={"stac"},
+                skippable=True,
+            ),
+        ],
         check_specs=[
             AssetCheckSpec(
                 VALID_COG_CHECK,
-                asset=AssetKey([ds, "cog"]),
-                blocking=True,
-                description="rio-cogeo's validator accepts the file",
+                asset=keys["cog"],
+                description="rio-cogeo's validator accepts every COG the run wrote (an invalid "
+                "COG is never stored: its granule fails)",
             )
         ],
-        kinds={"geotiff"},
-        **common,
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=dataset.backfill.granules_per_run),
+        can_subset=True,
+        group_name=ds,
+        pool=DOWNLOADS_POOL,
     )
-    def cog(context: AssetExecutionContext, granule: StagedGranule) -> Iterator[object]:
-        raster = read_granule(granule.path, dataset.reader)
-        destination = _workdir() / f"{granule.record.item_id}.tif"
-        cogs.write_cog(raster, destination)
-        valid, errors, warnings = cogs.validate(destination)
-        if not valid:
-            destination.unlink(missing_ok=True)
-            yield AssetCheckResult(
-                check_name=VALID_COG_CHECK,
-                passed=False,
-                severity=AssetCheckSeverity.ERROR,
-                metadata={"errors": MetadataValue.json(errors)},
-            )
-            raise Failure(
-                f"granule {granule.record.concept_id}: the COG written from "
-                f"{granule.record.file_name} is not valid ({'; '.join(errors)}); nothing was stored"
-            )
-        stats = cogs.statistics(raster)
-        if stats["valid_pixels"] == 0:
-            context.log.warning(
-                f"granule {granule.record.concept_id}: every pixel of {dataset.reader.variable} "
-                "is fill; the COG is all nodata (valid_fraction 0)"
-            )
-        yield Output(
-            ConvertedCog(record=granule.record, path=destination, stats=stats),
-            metadata={**stats, "item_id": granule.record.item_id},
-        )
-        yield AssetCheckResult(
-            check_name=VALID_COG_CHECK,
-            passed=True,
-            metadata={"warnings": MetadataValue.json(warnings)},
-        )
-
-    @asset(
-        key=[ds, "stac_item"],
-        description="The granule's STAC item (JSON in storage, asset 'cog_default'), upserted to "
-        "the STAC API when COG_ASSETS_STAC_API_URL is set, under the dataset's duplicate policy.",
-        ins={"cog": _in(ds, "cog")},
-        kinds={"stac"},
-        **common,
-    )
-    def stac_item(
+    def granule_chain(
         context: AssetExecutionContext,
-        cog: ConvertedCog,
         cmr: CmrClient,
+        earthdata: EarthdataDownloader,
         catalog: StaticCatalog,
         stac_api: StacApi,
-    ) -> MaterializeResult:
-        record = cog.record
-        assert cog.uri is not None
-        item = stac.build_item(dataset, record, cog.path, cog.uri, cmr.base_url)
-        unreachable: StacApiError | None = None
-        try:  # before writing: a duplicate policy of 'error' leaves storage untouched
-            decision = publishing.plan_item(stac_api, dataset, item.id, record.revision_id)
-        except DuplicateItemError:
-            raise
-        except StacApiError as exc:
-            decision, unreachable = None, exc
-        stored, payload = catalog.put_item(ds, item)
-        if unreachable is not None:  # stored, so the republish job or a retry delivers it
-            raise unreachable
-        published = (
-            publishing.publish_item(stac_api, dataset, payload, decision)
-            if decision is not None
-            else "not configured"
-        )
-        return MaterializeResult(
-            metadata={
-                **object_metadata(stored),
-                "item_id": item.id,
-                "datetime": pystac.utils.datetime_to_str(item.datetime) if item.datetime else "",
-                "cmr_revision_id": record.revision_id,
-                "stac_api": published,
-                "stac_api_reason": decision.reason if decision else "COG_ASSETS_STAC_API_URL is not set",
-            }
-        )
+    ) -> Iterator[Any]:
+        steps = {key.path[-1] for key in context.selected_asset_keys}
+        partition_keys = context.partition_keys
+        services = chain.Services(dataset, cmr, earthdata, catalog, stac_api)
+        found = cmr.granules(dataset.cmr, list(partition_keys)) if "granule" in steps else {}
+        scratch = Path(tempfile.mkdtemp(prefix=f"cog_assets-{ds}-"))
+        failures: list[str] = []
+        invalid: dict[str, list[str]] = {}
+        validated = 0
+        try:
+            for n, key in enumerate(partition_keys, 1):
+                outcome = chain.process(services, key, found.get(key), steps, scratch)
+                for done in outcome.done:
+                    yield AssetMaterialization(
+                        asset_key=keys[done.step], partition=key, metadata=object_metadata(done.metadata)
+                    )
+                for warning in outcome.warnings:
+                    context.log.warning(warning)
+                if outcome.cog_errors is not None:
+                    validated += 1
+                    if outcome.cog_errors:
+                        invalid[key] = outcome.cog_errors
+                if outcome.error:
+                    failures.append(outcome.error)
+                    context.log.error(outcome.error)
+                if len(partition_keys) > 1:
+                    context.log.info(f"{n}/{len(partition_keys)} granules done, {len(failures)} failed")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if check_key in context.selected_asset_check_keys:
+            yield AssetCheckResult(
+                asset_key=keys["cog"],
+                check_name=VALID_COG_CHECK,
+                passed=not invalid,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"cogs_validated": validated, "invalid": MetadataValue.json(invalid)},
+            )
+        if failures:
+            shown = "\n".join(failures[:_SHOWN_FAILURES])
+            more = f"\n… and {len(failures) - _SHOWN_FAILURES} more" if len(failures) > _SHOWN_FAILURES else ""
+            raise Failure(
+                description=f"{len(failures)} of {len(partition_keys)} granules failed; the others "
+                f"are materialized. Fix the cause, then re-run the failed partitions:\n{shown}{more}",
+                metadata={"failed_granules": MetadataValue.json([f.split(":", 1)[0] for f in failures])},
+            )
 
     @asset(
         key=[ds, "stac_collection"],
@@ -183,6 +183,7 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         "and the root catalog.json in storage, created or updated in the STAC API if configured.",
         group_name=ds,
         kinds={"stac"},
+        pool=STAC_API_POOL,
     )
     def stac_collection(catalog: StaticCatalog, stac_api: StacApi) -> MaterializeResult:
         collection = stac.build_collection(dataset)
@@ -190,10 +191,8 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         published = "not configured"
         if stac_api.enabled:
             published = stac_api.upsert_collection(publishing.collection_payload(dataset), keep_extent=True)
-        return MaterializeResult(metadata={**object_metadata(stored), "item_links": links, "stac_api": published})
+        return MaterializeResult(
+            metadata={**object_metadata(chain.stored_metadata(stored)), "item_links": links, "stac_api": published}
+        )
 
-    return DatasetAssets(partitions, granule, cog, stac_item, stac_collection)
-
-
-def _in(dataset_id: str, name: str) -> AssetIn:
-    return AssetIn(key=AssetKey([dataset_id, name]))
+    return DatasetAssets(partitions, granule_chain, stac_collection)

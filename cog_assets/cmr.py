@@ -230,16 +230,31 @@ class CmrClient(ConfigurableResource):
                 f"list ({type(exc).__name__}: {exc})"
             ) from None
 
+    def granules(self, query: CmrQuery, concept_ids: list[str], chunk: int = 100) -> dict[str, GranuleRecord | str]:
+        """The current revision of each granule (one query per ``chunk`` ids, not one per
+        granule); an unusable record maps to CMR's problem with it, a missing one is absent."""
+        found: dict[str, GranuleRecord | str] = {}
+        for start in range(0, len(concept_ids), chunk):
+            wanted = concept_ids[start : start + chunk]
+            for page in self.iter_pages(query, concept_ids=wanted):
+                for record in page.records:
+                    found[record.concept_id] = record
+                for problem in page.rejected:
+                    for concept_id in wanted:
+                        if concept_id in problem:
+                            found.setdefault(concept_id, f"CMR record for granule {concept_id} is unusable: {problem}")
+        return found
+
     def granule(self, query: CmrQuery, concept_id: str) -> GranuleRecord:
         """The current revision of one granule of the dataset."""
-        for page in self.iter_pages(query, concept_ids=[concept_id]):
-            for record in page.records:
-                if record.concept_id == concept_id:
-                    return record
-            if page.rejected:
-                raise CmrError(f"CMR record for granule {concept_id} is unusable: {page.rejected[0]}")
-        raise CmrError(
-            f"granule {concept_id} is not in CMR for {query.short_name} v{query.version} "
-            f"({query.provider}); it may have been deleted or belong to another dataset"
-        )
+        found = self.granules(query, [concept_id]).get(concept_id)
+        if isinstance(found, GranuleRecord):
+            return found
+        raise CmrError(found or missing_granule(query, concept_id))
 
+
+def missing_granule(query: CmrQuery, concept_id: str) -> str:
+    return (
+        f"granule {concept_id} is not in CMR for {query.short_name} v{query.version} "
+        f"({query.provider}); it may have been deleted or belong to another dataset"
+    )

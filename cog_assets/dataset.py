@@ -134,12 +134,25 @@ class SensorPolicy(_Strict):
     max_seconds_per_tick: float = Field(default=20.0, gt=0, le=45)
 
 
+class BackfillConfig(_Strict):
+    """How backfills group granules into runs (see README, 'Performance')."""
+
+    granules_per_run: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="partitions per backfill run: Dagster's per-run cost is paid once per range, "
+        "while each granule still materializes or fails on its own",
+    )
+
+
 class DatasetConfig(_Strict):
     id: str
     cmr: CmrQuery
     reader: ReaderConfig
     stac: StacCollectionConfig
     sensor: SensorPolicy = SensorPolicy()
+    backfill: BackfillConfig = BackfillConfig()
 
     @field_validator("id")
     @classmethod

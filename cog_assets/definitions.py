@@ -18,7 +18,6 @@ from .cmr import DEFAULT_CMR_URL, CmrClient
 from .dataset import DATASETS_DIR, load_datasets
 from .earthdata import EARTHDATA_HOST_SUFFIXES, EarthdataDownloader
 from .catalog import StaticCatalog
-from .io_manager import StorageIOManager
 from .maintenance import build_reconciliation_check, build_republish_job
 from .sensors import build_cmr_sensor
 from .stac_api import StacApi
@@ -47,7 +46,6 @@ def resources_from_env() -> dict[str, Any]:
             token=_secret("EARTHDATA_TOKEN"),
             token_hosts=[*EARTHDATA_HOST_SUFFIXES, *filter(None, extra_hosts)],
         ),
-        "io_manager": StorageIOManager(**storage),
         "catalog": StaticCatalog(**storage),
         "stac_api": StacApi(
             url=os.environ.get("COG_ASSETS_STAC_API_URL") or None,

@@ -122,7 +122,6 @@ def chain_resources(
 ) -> dict:
     """Resources for running the chain against the fake CMR and a local or S3 storage."""
     from cog_assets.earthdata import EarthdataDownloader
-    from cog_assets.io_manager import StorageIOManager
 
     storage = {
         "storage_url": storage_url,
@@ -135,7 +134,6 @@ def chain_resources(
         "earthdata": EarthdataDownloader(
             token=cmr.token if token == "default" else token, token_hosts=["127.0.0.1"], backoff_seconds=0.01
         ),
-        "io_manager": StorageIOManager(**storage),
         "catalog": StaticCatalog(**storage),
         "stac_api": StacApi(url=stac_api_url, backoff_seconds=0.01),
     }
@@ -160,7 +158,7 @@ class Platform:
         self.instance.add_dynamic_partitions(self.dataset.partitions_name, [concept_id])
         built = self.built
         return materialize(
-            [built.granule, built.cog, built.stac_item],
+            [built.chain],
             selection=selection,
             partition_key=concept_id,
             resources=self.resources(**overrides),

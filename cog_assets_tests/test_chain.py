@@ -47,7 +47,7 @@ def _run(dataset, cmr, storage_url, instance, concept_id, s3=None, **kwargs):
     built = build_dataset_assets(dataset)
     instance.add_dynamic_partitions(dataset.partitions_name, [concept_id])
     return materialize(
-        [built.granule, built.cog, built.stac_item],
+        [built.chain],
         partition_key=concept_id,
         resources=chain_resources(cmr, storage_url, s3, **kwargs),
         instance=instance,

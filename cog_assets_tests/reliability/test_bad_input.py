@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
 from cog_assets.dataset import DatasetConfigError, load_datasets
 from cog_assets.granules import CONCEPT_ID
@@ -112,7 +112,7 @@ def test_all_fill_granule_is_a_valid_cog_flagged_in_metadata(fake_cmr, datasets,
     platform = Platform(datasets["omdoao3e"], fake_cmr, local_storage_url, instance)
     result = platform.run(granule.concept_id)
     assert result.success, failure_messages(result)
-    cog = result.asset_materializations_for_node("omdoao3e__cog")[0].metadata
+    cog = instance.get_latest_materialization_event(AssetKey(["omdoao3e", "cog"])).asset_materialization.metadata
     assert cog["valid_fraction"].value == 0 and cog["valid_pixels"].value == 0
     warnings = [
         e.message for e in instance.all_logs(result.run_id)

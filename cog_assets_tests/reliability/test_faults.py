@@ -111,7 +111,7 @@ _KILL_DURING_COG_WRITE = textwrap.dedent(
     built = build_dataset_assets(dataset)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(dataset.partitions_name, [sys.argv[4]])
-        materialize([built.granule, built.cog, built.stac_item], partition_key=sys.argv[4],
+        materialize([built.chain], partition_key=sys.argv[4],
                     resources=chain_resources(Cmr, sys.argv[3]), instance=instance)
     """
 )

@@ -65,7 +65,7 @@ def test_secrets_never_reach_logs_metadata_run_config_or_storage(
             resources = resources_from_env()  # the platform's own wiring: secrets as EnvVar
             collection = materialize([built.stac_collection], resources=resources, instance=instance)
             chain = materialize(
-                [built.granule, built.cog, built.stac_item], partition_key=granule.concept_id,
+                [built.chain], partition_key=granule.concept_id,
                 resources=resources, instance=instance, raise_on_error=False,
             )
             assert collection.success and chain.success, failure_messages(chain)
