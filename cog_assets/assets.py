@@ -41,7 +41,7 @@ from .earthdata import EarthdataDownloader
 from .stac_api import StacApi
 
 VALID_COG_CHECK = "valid_cog"
-DOWNLOADS_POOL = "earthdata_downloads"
+DOWNLOADS_POOL = "earthdata"
 STAC_API_POOL = "stac_api"
 _SHOWN_FAILURES = 20
 
@@ -156,7 +156,7 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
                 if outcome.error:
                     failures.append(outcome.error)
                     context.log.error(outcome.error)
-                if len(partition_keys) > 1:
+                if n % 10 == 0 or n == len(partition_keys):
                     context.log.info(f"{n}/{len(partition_keys)} granules done, {len(failures)} failed")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -138,7 +138,7 @@ class BackfillConfig(_Strict):
     """How backfills group granules into runs (see README, 'Performance')."""
 
     granules_per_run: int = Field(
-        default=50,
+        default=100,
         ge=1,
         le=1000,
         description="partitions per backfill run: Dagster's per-run cost is paid once per range, "

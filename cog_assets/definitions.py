@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, in_process_executor
 
 from .assets import build_dataset_assets
 from .cmr import DEFAULT_CMR_URL, CmrClient
@@ -69,6 +69,9 @@ def build_definitions(
             )
         )
     return Definitions(
+        # one step per run does the work (the granule chain): a second process per step would
+        # only add start-up time to every run
+        executor=in_process_executor,
         assets=assets,
         asset_checks=checks,
         jobs=jobs,

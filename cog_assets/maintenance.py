@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from . import publishing
+from .assets import STAC_API_POOL
 from .catalog import StaticCatalog
 from .dataset import DatasetConfig
 from .stac_api import StacApi
@@ -58,7 +59,11 @@ def build_reconciliation_check(dataset: DatasetConfig, collection_key: AssetKey)
 
 
 def build_republish_job(dataset: DatasetConfig) -> JobDefinition:
-    @op(name=f"{dataset.id}_republish_items", description="Publish storage's STAC items to the STAC API.")
+    @op(
+        name=f"{dataset.id}_republish_items",
+        description="Publish storage's STAC items to the STAC API.",
+        pool=STAC_API_POOL,
+    )
     def republish_items(
         context: OpExecutionContext, config: RepublishConfig, catalog: StaticCatalog, stac_api: StacApi
     ) -> None:

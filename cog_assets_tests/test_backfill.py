@@ -1,0 +1,116 @@
+"""A real backfill on the production instance profile (deploy/dagster.yaml): PostgreSQL storage,
+S3 compute logs, launched through GraphQL like the UI, run by the daemon in ranged runs.
+One bad granule must not fail its neighbours, and the failed ones can be retried alone."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DynamicPartitionsDefinition
+from dagster._core.storage.partition_status_cache import AssetPartitionStatus
+
+from .dagster_dev import DagsterDev, wait_for_backfill
+from .granule_files import make_omi_granule
+from .helpers import omi_file_name
+
+REPO = Path(__file__).resolve().parents[1]
+DAY = datetime(2011, 1, 1, tzinfo=timezone.utc)
+STEPS = ("granule", "cog", "stac_item")
+pytestmark = pytest.mark.slow
+
+
+def _production_home(home: Path, seaweedfs) -> None:
+    """deploy/dagster.yaml as shipped, except what needs AWS itself: ECS becomes the default
+    run launcher and S3 compute logs point at SeaweedFS."""
+    config = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
+    assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
+    assert config["run_launcher"]["class"] == "EcsRunLauncher"
+    del config["run_launcher"]
+    config["compute_logs"]["config"].update(endpoint_url=seaweedfs.endpoint, use_ssl=False, region="us-east-1")
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch):
+    database = f"dagster_{uuid.uuid4().hex[:8]}"
+    postgres.create_database(database)
+    prefix = f"backfill-{uuid.uuid4().hex[:8]}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("COG_ASSETS_", "DAGSTER_"))},
+        **seaweedfs.env(),
+        "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(postgres.port), "DAGSTER_PG_DB": database,
+        "DAGSTER_PG_USERNAME": "postgres", "DAGSTER_PG_PASSWORD": "unused-trust-auth",
+        "DAGSTER_COMPUTE_LOGS_BUCKET": seaweedfs.bucket,
+        "COG_ASSETS_CMR_URL": fake_cmr.url, "EARTHDATA_TOKEN": fake_cmr.token,
+        "COG_ASSETS_EARTHDATA_HOSTS": "127.0.0.1", "COG_ASSETS_STORAGE": f"s3://{seaweedfs.bucket}/{prefix}",
+        "PYTHONPATH": str(REPO),
+    }
+    home = tmp_path / "home"
+    _production_home(home, seaweedfs)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+
+    good = make_omi_granule()
+    granules = [
+        fake_cmr.add_granule(
+            short_name="OMDOAO3e", version="003", file_name=omi_file_name(DAY + timedelta(days=n)),
+            begin=DAY + timedelta(days=n), end=DAY + timedelta(days=n, hours=23), content=good.content,
+        )
+        for n in range(20)
+    ]
+    flipped, truncated = granules[4], granules[13]
+    fake_cmr.set_file(flipped, good.content[:-1] + bytes([good.content[-1] ^ 1]))
+    fake_cmr.set_file(truncated, good.content[:-1000])
+    keys = [g.concept_id for g in granules]
+    partitions = DynamicPartitionsDefinition(name="omdoao3e_granules")
+    paths = [["omdoao3e", step] for step in STEPS]
+
+    dev = DagsterDev(home, env)
+    try:
+        with DagsterInstance.get() as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            instance.add_dynamic_partitions("omdoao3e_granules", keys)
+            first = wait_for_backfill(instance, dev.launch_backfill(keys, paths))
+            statuses = instance.get_status_by_partition(AssetKey(["omdoao3e", "stac_item"]), keys, partitions)
+            failed = sorted(k for k, s in statuses.items() if s == AssetPartitionStatus.FAILED)
+            materialized = [k for k, s in statuses.items() if s == AssetPartitionStatus.MATERIALIZED]
+            assert failed == sorted([flipped.concept_id, truncated.concept_id]) and len(materialized) == 18
+            runs = instance.get_run_records()
+            assert len(runs) == 1  # 20 granules in one ranged run (100 per run)
+            failure = next(
+                e for e in instance.all_logs(runs[0].dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE)
+            ).dagster_event.step_failure_data.error.message
+            assert "2 of 20 granules failed" in failure
+            assert re.search(rf"granule {flipped.concept_id} .*md5 checksum mismatch", failure)
+            assert re.search(rf"granule {truncated.concept_id} .*but CMR declares \d+ \(truncated", failure)
+            assert first.status.value in ("COMPLETED_FAILED", "FAILED", "COMPLETED")
+
+            # the faults are fixed at the source; the failed partitions alone are retried
+            fake_cmr.set_file(flipped, good.content)
+            fake_cmr.set_file(truncated, good.content)
+            retry = wait_for_backfill(instance, dev.launch_backfill(failed, paths))
+            assert retry.status.value == "COMPLETED_SUCCESS"
+            for step in STEPS:
+                statuses = instance.get_status_by_partition(AssetKey(["omdoao3e", step]), keys, partitions)
+                assert set(statuses.values()) == {AssetPartitionStatus.MATERIALIZED}
+            retried_runs = [r for r in instance.get_run_records() if r.dagster_run.run_id != runs[0].dagster_run.run_id]
+            retried_keys = sorted(
+                e.dagster_event.partition
+                for r in retried_runs
+                for e in instance.all_logs(r.dagster_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+                if e.dagster_event.asset_key == AssetKey(["omdoao3e", "stac_item"])
+            )
+            assert retried_keys == failed  # the 18 good ones were not redone
+            logs = seaweedfs.client().list_objects_v2(Bucket=seaweedfs.bucket, Prefix="dagster/compute-logs")
+            assert logs.get("KeyCount", 0) > 0  # step logs went to S3, as in production
+    finally:
+        dev.stop()
+        shutil.rmtree(home, ignore_errors=True)
