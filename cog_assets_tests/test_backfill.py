@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -113,4 +112,3 @@ def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres
             assert logs.get("KeyCount", 0) > 0  # step logs went to S3, as in production
     finally:
         dev.stop()
-        shutil.rmtree(home, ignore_errors=True)
