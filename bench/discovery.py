@@ -24,23 +24,34 @@ from cog_assets.cmr import CmrClient
 from cog_assets.dataset import load_datasets
 from cog_assets.sensors import build_cmr_sensor
 from cog_assets_tests.cmr_server import FakeCmr
-from cog_assets_tests.helpers import SensorHarness, add_omi_days, is_idle
+from cog_assets_tests.helpers import SensorHarness, add_omi_days, imerg_file_name, is_idle
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--granules", type=int, default=100_000)
     parser.add_argument("--page-size", type=int, default=2000)
+    parser.add_argument("--dataset", default="omdoao3e", choices=["omdoao3e", "gpm_3imerghh"],
+                        help="omdoao3e: daily granules; gpm_3imerghh: half-hourly (the 400,000 case)")
     args = parser.parse_args()
-    dataset = {d.id: d for d in load_datasets()}["omdoao3e"]
-    # a history of daily granules ending a week ago, so nothing is auto-run (first activation)
+    dataset = {d.id: d for d in load_datasets()}[args.dataset]
+    # a history ending a week ago, so nothing is auto-run (first activation)
     dataset = dataset.model_copy(update={"cmr": dataset.cmr.model_copy(update={"temporal_start": None})})
-    first = datetime.now(timezone.utc) - timedelta(days=args.granules + 7)
+    step = timedelta(days=1) if args.dataset == "omdoao3e" else timedelta(minutes=30)
+    first = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - step * args.granules - timedelta(days=7)
     built = build_dataset_assets(dataset)
     sensor_def = build_cmr_sensor(dataset, built.partitions_def, built.granule_chain, built.stac_collection.key)
 
     with FakeCmr() as cmr, DagsterInstance.local_temp() as instance:
-        add_omi_days(cmr, dataset, first, args.granules)
+        if args.dataset == "omdoao3e":
+            add_omi_days(cmr, dataset, first, args.granules)
+        else:
+            cmr.add_many([
+                dict(short_name=dataset.cmr.short_name, version=dataset.cmr.version, provider=dataset.cmr.provider,
+                     file_name=imerg_file_name(first + step * i), begin=first + step * i,
+                     end=first + step * (i + 1) - timedelta(milliseconds=1))
+                for i in range(args.granules)
+            ])
 
         started = time.perf_counter()
         client = CmrClient(base_url=cmr.url, page_size=args.page_size)

@@ -1,7 +1,7 @@
 """One CMR sensor per dataset: new granules become partitions, recent ones become runs."""
 
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -70,7 +70,7 @@ def _withdraw_deleted(
     cmr: CmrClient,
     catalog: StaticCatalog,
     stac_api: StacApi,
-    existing: set[str],
+    is_partition: Callable[[list[str]], set[str]],
     since: str,
 ) -> tuple[list[str], str]:
     """Withdraw this dataset's granules CMR deleted since ``since``.
@@ -85,8 +85,9 @@ def _withdraw_deleted(
         return [], since
     withdrawn: list[str] = []
     entries = sorted(deleted, key=lambda e: e.revision_date)
+    ours = is_partition([e.concept_id for e in entries]) if entries else set()
     for entry in entries:
-        if entry.concept_id not in existing or entry.concept_id in withdrawn:
+        if entry.concept_id not in ours or entry.concept_id in withdrawn:
             continue
         if len(withdrawn) == MAX_WITHDRAWALS_PER_TICK:
             return withdrawn, entry.revision_date  # the rest next tick (the query is inclusive)
@@ -145,9 +146,21 @@ def build_cmr_sensor(
             context.log.warning(f"{dataset.id}: skipped an unusable CMR record: {problem}")
 
         instance = context.instance
-        existing = set(instance.get_dynamic_partitions(partitions_def.name))
+        known: set[str] = set()
+
+        def existing() -> set[str]:
+            """All partition keys, fetched once per tick and only when needed (400,000 take s)."""
+            if not known:
+                known.update(instance.get_dynamic_partitions(partitions_def.name))
+            return known
+
+        def is_partition(keys: list[str]) -> set[str]:
+            if len(keys) > 200:
+                return set(keys) & existing()
+            return {k for k in keys if instance.has_dynamic_partition(partitions_def.name, k)}
+
         withdrawn, deleted_since = _withdraw_deleted(
-            context, dataset, cmr, catalog, stac_api, existing, cursor.deleted_since or tick_started
+            context, dataset, cmr, catalog, stac_api, is_partition, cursor.deleted_since or tick_started
         )
         next_cursor = replace(result.cursor, deleted_since=deleted_since)
         if not result.records and not withdrawn:
@@ -158,12 +171,12 @@ def build_cmr_sensor(
                 cursor=next_cursor.to_json(),
             )
 
-        has_revisions = any(r.concept_id in existing for r in result.records)
+        has_revisions = any(r.concept_id in existing() for r in result.records)
         processed = (
             set(instance.get_materialized_partitions(granule_chain[-1])) if has_revisions else None
         )
         new_keys, to_run = plan_tick(
-            dataset, result, existing - set(withdrawn), processed, datetime.now(timezone.utc)
+            dataset, result, existing() - set(withdrawn), processed, datetime.now(timezone.utc)
         )
         run_requests = [
             RunRequest(
