@@ -146,13 +146,13 @@ def build_cmr_sensor(
             context.log.warning(f"{dataset.id}: skipped an unusable CMR record: {problem}")
 
         instance = context.instance
-        known: set[str] = set()
+        known: list[set[str]] = []
 
         def existing() -> set[str]:
             """All partition keys, fetched once per tick and only when needed (400,000 take s)."""
             if not known:
-                known.update(instance.get_dynamic_partitions(partitions_def.name))
-            return known
+                known.append(set(instance.get_dynamic_partitions(partitions_def.name)))
+            return known[0]
 
         def is_partition(keys: list[str]) -> set[str]:
             if len(keys) > 200:
@@ -171,12 +171,13 @@ def build_cmr_sensor(
                 cursor=next_cursor.to_json(),
             )
 
-        has_revisions = any(r.concept_id in existing() for r in result.records)
+        partitions = existing() if result.records else set()
+        has_revisions = any(r.concept_id in partitions for r in result.records)
         processed = (
             set(instance.get_materialized_partitions(granule_chain[-1])) if has_revisions else None
         )
         new_keys, to_run = plan_tick(
-            dataset, result, existing() - set(withdrawn), processed, datetime.now(timezone.utc)
+            dataset, result, partitions - set(withdrawn), processed, datetime.now(timezone.utc)
         )
         run_requests = [
             RunRequest(

@@ -145,3 +145,20 @@ def test_tick_budget_in_seconds_stops_between_pages(fake_cmr, omi, instance):
         if is_idle(harness.tick()):
             break
     assert len(harness.added) == 300 and len(set(harness.added)) == 300
+
+
+def test_partition_keys_are_read_at_most_once_per_tick_and_not_when_idle(fake_cmr, omi, instance, monkeypatch):
+    """At 400,000 partitions reading every key costs seconds: once per tick at most (the bench
+    caught a version that re-read them per record on a first tick), never on an idle tick."""
+    reads: list[str] = []
+    original = instance.get_dynamic_partitions
+    monkeypatch.setattr(instance, "get_dynamic_partitions", lambda name: reads.append(name) or original(name))
+    add_omi_days(fake_cmr, omi, datetime(2005, 1, 1, tzinfo=timezone.utc), 500)
+    harness = SensorHarness(_sensor(omi), fake_cmr.url, instance, page_size=100)
+    harness.tick()
+    assert len(harness.added) == 500 and len(reads) <= 1
+    reads.clear()
+    assert is_idle(harness.tick()) and reads == []
+    fake_cmr.delete(harness.added[0])  # a deletion is checked without reading every key
+    harness.tick()
+    assert harness.deleted == [harness.added[0]] and reads == []
