@@ -19,7 +19,7 @@ from pydantic import Field
 
 from .dataset import CmrQuery
 from .granules import GranuleRecord, UmmParseError, parse_umm_item
-from .retry import RETRYABLE_STATUS, backoff, retry_after_seconds, wait
+from .retry import RETRYABLE_STATUS, backoff, retry_delay, wait
 
 DEFAULT_CMR_URL = "https://cmr.earthdata.nasa.gov"
 USER_AGENT = "cog_assets/0.1 (+Dagster)"
@@ -144,11 +144,9 @@ class CmrClient(ConfigurableResource):
                         f"{_cmr_errors(response)}"
                     )
                 problem = f"HTTP {response.status_code}: {_cmr_errors(response)}"
-                told = retry_after_seconds(response.headers.get("Retry-After"))
-                delay = (
-                    min(told, self.max_retry_after_seconds)
-                    if told is not None
-                    else self._backoff(attempt)
+                delay = retry_delay(
+                    response.headers.get("Retry-After"), attempt, self.backoff_seconds,
+                    self.max_backoff_seconds, self.max_retry_after_seconds,
                 )
             if attempt + 1 < self.max_attempts:
                 wait(delay)

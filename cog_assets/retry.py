@@ -32,3 +32,10 @@ def retry_after_seconds(header: str | None) -> float | None:
         except (TypeError, ValueError):
             return None
         return max(0.0, (parsed - datetime.now(timezone.utc)).total_seconds())
+
+
+def retry_delay(retry_after: str | None, attempt: int, base: float, cap: float, longest: float) -> float:
+    """The wait before the next attempt: the server's Retry-After (capped at ``longest``) when
+    it sent one, jittered exponential backoff otherwise."""
+    told = retry_after_seconds(retry_after)
+    return min(told, longest) if told is not None else backoff(attempt, base, cap)

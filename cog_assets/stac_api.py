@@ -19,7 +19,7 @@ from pydantic import Field
 
 from .cmr import USER_AGENT
 from .dataset import DuplicatePolicy
-from .retry import RETRYABLE_STATUS, backoff, retry_after_seconds, wait
+from .retry import RETRYABLE_STATUS, backoff, retry_delay, wait
 
 REVISION_PROPERTY = "cmr:revision_id"
 Outcome = Literal["created", "replaced", "skipped"]
@@ -159,11 +159,9 @@ class StacApi(ConfigurableResource):
                             f"{_message(response)}"
                         )
                     problem = f"HTTP {response.status_code}: {_message(response)}"
-                    told = retry_after_seconds(response.headers.get("Retry-After"))
-                    delay = (
-                        min(told, self.max_retry_after_seconds)
-                        if told is not None
-                        else backoff(attempt, self.backoff_seconds, self.max_backoff_seconds)
+                    delay = retry_delay(
+                        response.headers.get("Retry-After"), attempt, self.backoff_seconds,
+                        self.max_backoff_seconds, self.max_retry_after_seconds,
                     )
                 if attempt + 1 < self.max_attempts:
                     wait(delay)

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance
 
 from cog_assets.dataset import DatasetConfig, load_datasets
 
@@ -22,6 +23,13 @@ from .services import (
 @pytest.fixture(scope="session")
 def datasets() -> dict[str, DatasetConfig]:
     return {d.id: d for d in load_datasets()}
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    """An ephemeral (in-memory) Dagster instance."""
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
 
 
 @pytest.fixture

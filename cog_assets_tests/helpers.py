@@ -40,6 +40,14 @@ def imerg_file_name(start: datetime) -> str:
     return f"3B-HHR.MS.MRG.3IMERG.{start:%Y%m%d}-S{start:%H%M%S}-E{end:%H%M%S}.{minutes:04d}.V07B.HDF5"
 
 
+def add_omi_granule(cmr: FakeCmr, content: bytes, day: datetime, file_name: str | None = None, **extra):
+    """One daily OMI granule whose file is ``content`` (extra: Granule fields, e.g. omit_data_url)."""
+    return cmr.add_granule(
+        short_name="OMDOAO3e", version="003", file_name=file_name or omi_file_name(day), begin=day,
+        end=day + timedelta(days=1) - timedelta(milliseconds=1), content=content, **extra,
+    )
+
+
 def add_omi_days(cmr: FakeCmr, dataset: DatasetConfig, first: datetime, days: int) -> None:
     """``days`` daily OMI granules (no file content), oldest first."""
     cmr.add_many(

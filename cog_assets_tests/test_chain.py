@@ -11,29 +11,20 @@ import pystac
 import pytest
 import rasterio
 from affine import Affine
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, materialize
 
 from cog_assets.assets import build_dataset_assets
 
 from .cmr_server import FakeCmr
 from .granule_files import SyntheticGranule, make_imerg_granule, make_omi_granule, omi_values
-from .helpers import chain_resources, failure_messages, imerg_file_name, omi_file_name
+from .helpers import add_omi_granule, chain_resources, failure_messages, imerg_file_name
 
 OMI_DAY = datetime(2012, 1, 1, tzinfo=timezone.utc)
 IMERG_START = datetime(2024, 6, 1, 12, 30, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
 def _add_omi(cmr: FakeCmr, granule: SyntheticGranule, day: datetime = OMI_DAY, **extra):
-    return cmr.add_granule(
-        short_name="OMDOAO3e", version="003", file_name=omi_file_name(day), begin=day,
-        end=day + timedelta(days=1) - timedelta(milliseconds=1), content=granule.content, **extra,
-    )
+    return add_omi_granule(cmr, granule.content, day, **extra)
 
 
 def _add_imerg(cmr: FakeCmr, granule: SyntheticGranule):

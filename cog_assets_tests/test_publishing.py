@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
-from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
+from dagster import AssetCheckKey, AssetKey, materialize
 from pystac_client import Client
 
 from cog_assets.dataset import DuplicatePolicy
@@ -20,16 +20,10 @@ from cog_assets.storage import sha256_of
 
 from .cmr_server import FakeCmr
 from .granule_files import make_omi_granule, omi_values
-from .helpers import Platform, SensorHarness, failure_messages, now_utc, omi_file_name
+from .helpers import add_omi_granule, Platform, SensorHarness, failure_messages, now_utc
 from .services import free_port
 
 FIRST_DAY = datetime(2012, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
 
 
 @pytest.fixture
@@ -38,11 +32,7 @@ def omi(datasets):
 
 
 def _add_day(cmr: FakeCmr, day: datetime, seed: int = 1):
-    return cmr.add_granule(
-        short_name="OMDOAO3e", version="003", file_name=omi_file_name(day), begin=day,
-        end=day + timedelta(days=1) - timedelta(milliseconds=1),
-        content=make_omi_granule(omi_values(seed=seed)).content,
-    )
+    return add_omi_granule(cmr, make_omi_granule(omi_values(seed=seed)).content, day)
 
 
 def _api_items(url: str) -> dict[str, dict]:

@@ -5,7 +5,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import DagsterInstance, SensorResult
+from dagster import SensorResult
 
 from cog_assets.assets import build_dataset_assets
 from cog_assets.cmr import CmrError
@@ -20,12 +20,6 @@ def _sensor(dataset: DatasetConfig, **policy):
     dataset = dataset.model_copy(update={"sensor": SensorPolicy(**policy)})
     built = build_dataset_assets(dataset)
     return build_cmr_sensor(dataset, built.partitions_def, built.granule_chain, built.stac_collection.key)
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey
 
 from cog_assets.dataset import DatasetConfigError, load_datasets
 from cog_assets.granules import CONCEPT_ID
@@ -17,24 +17,15 @@ from cog_assets.storage import LocalStorage
 
 from ..cmr_server import Fault, FakeCmr
 from ..granule_files import SyntheticGranule, make_omi_granule, omi_values
-from ..helpers import Platform, SensorHarness, failure_messages, omi_file_name
+from ..helpers import add_omi_granule, Platform, SensorHarness, failure_messages, omi_file_name
 from .audit import partial_objects
 
 DAY = datetime(2012, 1, 1, tzinfo=timezone.utc)
 FILL = np.float32(-1.2676506e30)
 
 
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
 def _add(cmr: FakeCmr, granule: SyntheticGranule, day: datetime = DAY, **extra):
-    return cmr.add_granule(
-        short_name="OMDOAO3e", version="003", file_name=extra.pop("file_name", omi_file_name(day)), begin=day,
-        end=day + timedelta(days=1) - timedelta(milliseconds=1), content=granule.content, **extra,
-    )
+    return add_omi_granule(cmr, granule.content, day, **extra)
 
 
 def _storage(url: str) -> LocalStorage:

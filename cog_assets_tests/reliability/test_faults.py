@@ -12,7 +12,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
 
 from cog_assets.storage import LocalStorage, S3Storage
 
@@ -23,12 +22,6 @@ from ..services import start_seaweedfs
 from .audit import partial_objects
 
 DAY = datetime(2012, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
 
 
 def _add_days(cmr: FakeCmr, days: int):

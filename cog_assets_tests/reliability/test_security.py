@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,7 +24,7 @@ from cog_assets.storage import LocalStorage, S3Storage
 
 from ..cmr_server import FakeCmr
 from ..granule_files import make_omi_granule
-from ..helpers import Platform, failure_messages, omi_file_name
+from ..helpers import add_omi_granule, Platform, failure_messages
 from ..http_proxy import FaultProxy
 from ..services import S3_SECRET
 
@@ -33,10 +33,7 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _add(cmr: FakeCmr, day: datetime = DAY):
-    return cmr.add_granule(
-        short_name="OMDOAO3e", version="003", file_name=omi_file_name(day), begin=day,
-        end=day + timedelta(days=1) - timedelta(milliseconds=1), content=make_omi_granule().content,
-    )
+    return add_omi_granule(cmr, make_omi_granule().content, day)
 
 
 def test_secrets_never_reach_logs_metadata_run_config_or_storage(
