@@ -1,4 +1,4 @@
-"""What the assets hand to the IO manager, and where each thing is stored.
+"""Where each thing is stored.
 
 Storage layout under COG_ASSETS_STORAGE (a static STAC catalog that pystac can walk):
 
@@ -9,6 +9,7 @@ Storage layout under COG_ASSETS_STORAGE (a static STAC catalog that pystac can w
     <dataset>/granules/<file>            the original granule file, as downloaded
     <dataset>/cmr/<concept-id>.json      the CMR record it was staged from (what later steps load)
     <dataset>/deleted/<concept-id>.json  tombstone of a granule CMR deleted (what was withdrawn)
+    <dataset>/days/<YYYY-MM-DD>.json     a daily partition's manifest (datasets partitioned by day)
 """
 
 from __future__ import annotations
@@ -41,3 +42,7 @@ def deletion_key(dataset_id: str, concept_id: str) -> str:
 
 def collection_key(dataset_id: str) -> str:
     return storage_key(dataset_id, "collection.json")
+
+
+def day_manifest_key(dataset_id: str, day: str) -> str:
+    return storage_key(dataset_id, "days", f"{day}.json")

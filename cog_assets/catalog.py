@@ -2,7 +2,7 @@
 
 Items and collections are written here first (atomically, see ``storage``) and published to
 the API second, so an API outage never loses an item and the API can always be rebuilt from
-storage. Granules and COGs are written by the IO manager; this resource owns the JSON.
+storage. Granules and COGs are written by the chain (``chain.py``); this resource owns the JSON.
 """
 
 import json
@@ -32,7 +32,7 @@ def _dumps(payload: dict[str, Any]) -> bytes:
 
 
 class StaticCatalog(ConfigurableResource):
-    """Reads and writes the STAC JSON under COG_ASSETS_STORAGE (same settings as the IO manager)."""
+    """Reads and writes the STAC JSON under COG_ASSETS_STORAGE."""
 
     storage_url: str = Field(description="file:///abs/dir or s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(default=None, description="AWS_ENDPOINT_URL")
@@ -82,6 +82,10 @@ class StaticCatalog(ConfigurableResource):
             return GranuleRecord.model_validate_json(self.storage.get_bytes(record_key(dataset_id, concept_id)))
         except StorageError:
             return None
+
+    def has_record(self, dataset_id: str, concept_id: str) -> bool:
+        """Whether this granule was ever staged here (is one of the dataset's)."""
+        return self.storage.exists(record_key(dataset_id, concept_id))
 
     def withdraw(self, dataset_id: str, concept_id: str, deletion: dict[str, Any]) -> list[str]:
         """Remove a CMR-deleted granule's item, COG and file; keep a tombstone saying why.

@@ -7,6 +7,7 @@ storage (atomically) before the next step starts; a step that is not selected lo
 needs from storage, so ``cog`` or ``stac_item`` can be re-run alone.
 """
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cogs, publishing, stac
-from .artifacts import COG_MEDIA_TYPE, cog_key, granule_key, record_key
+from .artifacts import COG_MEDIA_TYPE, cog_key, day_manifest_key, granule_key, item_key, record_key
 from .catalog import StaticCatalog
 from .cmr import CmrClient, CmrError, missing_granule
 from .dataset import DatasetConfig
@@ -53,6 +54,11 @@ class GranuleOutcome:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     cog_errors: list[str] | None = None  # the validator's errors when a COG was written
+    current: str | None = None  # already done at this revision: what publishing it did
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.error else "current" if self.current else "processed"
 
 
 def stored_metadata(stored: StoredObject) -> dict[str, Any]:
@@ -135,18 +141,48 @@ def describe(svc: Services, record: GranuleRecord, cog_path: Path, cog_uri: str)
     }
 
 
+def publish_if_current(svc: Services, record: GranuleRecord) -> str | None:
+    """If the stored item already describes this CMR revision, make sure it is published and
+    say how; None when the granule still has to be processed.
+
+    Lets a retried day skip the granules an earlier run finished, including ones stored while
+    the STAC API was down (they are published now).
+    """
+    if record.file_name is None:
+        return None
+    try:
+        stored = svc.catalog.read_item(svc.dataset.id, record.item_id)
+    except StorageError:
+        return None
+    properties = stored.get("properties", {})
+    if (properties.get("cmr:concept_id"), properties.get("cmr:revision_id")) != (record.concept_id, record.revision_id):
+        return None
+    decision = publishing.plan_item(svc.stac_api, svc.dataset, record.item_id, record.revision_id)
+    return publishing.publish_item(svc.stac_api, svc.dataset, stored, decision) if decision else "not configured"
+
+
 def process(
-    svc: Services, concept_id: str, found: GranuleRecord | str | None, steps: set[str], scratch: Path
+    svc: Services,
+    concept_id: str,
+    found: GranuleRecord | str | None,
+    steps: set[str],
+    scratch: Path,
+    skip_current: bool = False,
 ) -> GranuleOutcome:
     """Run the selected steps for one granule; any failure is caught and described.
 
-    ``found`` is what ``CmrClient.granules`` returned for it (needed when staging).
+    ``found`` is what ``CmrClient.granules`` returned for it (needed when staging). With
+    ``skip_current``, a granule whose stored item already has this revision is not redone.
     """
     outcome = GranuleOutcome(concept_id)
     storage, ds = svc.catalog.storage, svc.dataset.id
     workdir = Path(tempfile.mkdtemp(dir=scratch))
     record = found if isinstance(found, GranuleRecord) else None
     try:
+        if skip_current and record is not None:
+            outcome.current = publish_if_current(svc, record)
+            if outcome.current is not None:
+                return outcome
         if "granule" in steps:
             if record is None:
                 raise CmrError(found or missing_granule(svc.dataset.cmr, concept_id))
@@ -171,3 +207,37 @@ def process(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return outcome
+
+
+def write_day_manifest(
+    svc: Services, day: str, results: list[tuple[GranuleRecord, GranuleOutcome]]
+) -> StoredObject:
+    """The day's manifest (``<dataset>/days/<day>.json``): each granule CMR lists for the day,
+    its revision, what this run did with it and where its objects are."""
+    storage, ds = svc.catalog.storage, svc.dataset.id
+    entries = []
+    for record, outcome in results:
+        entry: dict[str, Any] = {
+            "concept_id": record.concept_id,
+            "revision_id": record.revision_id,
+            "begin": record.begin.isoformat() if record.begin else None,
+            "status": outcome.status,
+        }
+        if outcome.error:
+            entry["error"] = outcome.error
+        if record.file_name:
+            entry["objects"] = {
+                "granule": storage.uri(granule_key(ds, record.file_name)),
+                "cog": storage.uri(cog_key(ds, record.item_id)),
+                "stac_item": storage.uri(item_key(ds, record.item_id)),
+            }
+        entries.append(entry)
+    manifest = {
+        "dataset": ds,
+        "day": day,
+        "granules_in_cmr": len(results),
+        "granules_expected": svc.dataset.partitioning.granules_per_day,
+        "granules": entries,
+    }
+    data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    return storage.put_bytes(data, day_manifest_key(ds, day), "application/json")

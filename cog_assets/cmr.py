@@ -76,8 +76,12 @@ def query_params(
     page_size: int,
     revision_since: str | None = None,
     concept_ids: list[str] | None = None,
+    window: tuple[datetime, datetime] | None = None,
 ) -> list[tuple[str, str]]:
-    """CMR parameters for a dataset's granules, oldest revision first."""
+    """CMR parameters for a dataset's granules, oldest revision first.
+
+    ``window`` narrows the dataset's temporal range to granules overlapping [start, end].
+    """
     params = [
         ("short_name", query.short_name),
         ("version", query.version),
@@ -85,10 +89,12 @@ def query_params(
         ("sort_key[]", "revision_date"),
         ("page_size", str(page_size)),
     ]
-    if query.temporal_start or query.temporal_end:
-        start = _iso(query.temporal_start) if query.temporal_start else ""
-        end = _iso(query.temporal_end) if query.temporal_end else ""
-        params.append(("temporal[]", f"{start},{end}"))
+    first, last = query.temporal_start, query.temporal_end
+    if window is not None:
+        first = max(window[0], first) if first else window[0]
+        last = min(window[1], last) if last else window[1]
+    if first or last:
+        params.append(("temporal[]", f"{_iso(first) if first else ''},{_iso(last) if last else ''}"))
     if query.bounding_box:
         params.append(("bounding_box", ",".join(f"{v:g}" for v in query.bounding_box)))
     if revision_since:
@@ -194,9 +200,10 @@ class CmrClient(ConfigurableResource):
         query: CmrQuery,
         revision_since: str | None = None,
         concept_ids: list[str] | None = None,
+        window: tuple[datetime, datetime] | None = None,
     ) -> Iterator[CmrPage]:
         """Every page of the query, in revision-date order, following CMR-Search-After."""
-        params = query_params(query, self.page_size, revision_since, concept_ids)
+        params = query_params(query, self.page_size, revision_since, concept_ids, window)
         with self._client() as client:
             search_after: str | None = None
             while True:
@@ -242,6 +249,18 @@ class CmrClient(ConfigurableResource):
                         if concept_id in problem:
                             found.setdefault(concept_id, f"CMR record for granule {concept_id} is unusable: {problem}")
         return found
+
+    def granules_between(
+        self, query: CmrQuery, start: datetime, end: datetime
+    ) -> tuple[list[GranuleRecord], list[str]]:
+        """The current revision of every granule overlapping [start, end], and CMR's records
+        that could not be used (each problem names its granule)."""
+        records: list[GranuleRecord] = []
+        rejected: list[str] = []
+        for page in self.iter_pages(query, window=(start, end)):
+            records += page.records
+            rejected += page.rejected
+        return records, rejected
 
     def granule(self, query: CmrQuery, concept_id: str) -> GranuleRecord:
         """The current revision of one granule of the dataset."""

@@ -9,7 +9,7 @@ was expected.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +43,14 @@ class CmrQuery(_Strict):
         default=None,
         description="regex selecting the science file among several GET DATA links",
     )
+
+    @field_validator("temporal_start", "temporal_end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """CMR times are UTC: a time written without a zone means UTC, not the machine's zone."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
 
     @field_validator("data_url_pattern")
     @classmethod
@@ -146,11 +154,38 @@ class BackfillConfig(_Strict):
     )
 
 
+class PartitioningConfig(_Strict):
+    """What one Dagster partition of the dataset's assets is (see README, 'Partitioning').
+
+    ``granule``: one dynamic partition per CMR granule (concept-id), for datasets of up to
+    ~100,000 granules. ``day``: one daily partition per UTC day holding every granule that
+    starts that day, for high-frequency datasets (GPM IMERG half-hourly: 48 a day, ~400,000
+    in all) whose granule count would overwhelm the UI, the sensor and backfills.
+    """
+
+    by: Literal["granule", "day"] = "granule"
+    granules_per_day: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="with by: day, how many granules a complete day has (run sizes, completeness)",
+    )
+
+    @model_validator(mode="after")
+    def _per_day_needs_count(self) -> PartitioningConfig:
+        if self.by == "day" and self.granules_per_day is None:
+            raise ValueError("by: day needs granules_per_day (how many granules a complete day has)")
+        if self.by == "granule" and self.granules_per_day is not None:
+            raise ValueError("granules_per_day only applies to by: day")
+        return self
+
+
 class DatasetConfig(_Strict):
     id: str
     cmr: CmrQuery
     reader: ReaderConfig
     stac: StacCollectionConfig
+    partitioning: PartitioningConfig = PartitioningConfig()
     sensor: SensorPolicy = SensorPolicy()
     backfill: BackfillConfig = BackfillConfig()
 
@@ -166,10 +201,25 @@ class DatasetConfig(_Strict):
         start, end = self.cmr.temporal_start, self.cmr.temporal_end
         if start and end and start >= end:
             raise ValueError("cmr.temporal_start must be before cmr.temporal_end")
+        if self.partitioning.by == "day" and start is None:
+            raise ValueError("partitioning by day needs cmr.temporal_start: its date is the first partition")
         return self
 
     @property
+    def by_day(self) -> bool:
+        return self.partitioning.by == "day"
+
+    @property
+    def partitions_per_run(self) -> int:
+        """Backfill partitions per run: backfill.granules_per_run granules, in whole days if by day."""
+        per_day = self.partitioning.granules_per_day
+        if per_day is None:
+            return self.backfill.granules_per_run
+        return max(1, self.backfill.granules_per_run // per_day)
+
+    @property
     def partitions_name(self) -> str:
+        """The dynamic partitions' name (by granule); daily partitions have no name."""
         return f"{self.id}_granules"
 
 

@@ -1,5 +1,10 @@
-"""One CMR sensor per dataset: new granules become partitions, recent ones become runs."""
+"""One CMR sensor per dataset: new granules become partitions, recent ones become runs.
 
+For a dataset partitioned by day, nothing is registered (the days exist by the calendar): the
+sensor requests one run per day that has new or revised granules to process.
+"""
+
+import hashlib
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -9,6 +14,7 @@ from dagster import (
     AssetKey,
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
+    PartitionsDefinition,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -22,10 +28,12 @@ from .cmr import CmrClient, CmrError
 from .dataset import DatasetConfig
 from .discovery import Harvest, HarvestCursor, harvest
 from .granules import GranuleRecord
+from .partitions import day_of
 from .stac_api import StacApi, StacApiError
 from .storage import StorageError
 
 REVISION_TAG = "cog_assets/cmr_revision"
+GRANULES_TAG = "cog_assets/granule_revisions"
 MAX_WITHDRAWALS_PER_TICK = 500
 
 
@@ -58,6 +66,33 @@ def plan_tick(
         elif recent or (processed is not None and record.concept_id in processed):
             to_run.append(record)
     return new_keys, to_run
+
+
+def plan_days(
+    dataset: DatasetConfig,
+    records: list[GranuleRecord],
+    materialized_days: set[str],
+    is_day: Callable[[str], bool],
+    now: datetime,
+) -> dict[str, list[GranuleRecord]]:
+    """Which days to run, with the new revisions that make each one due.
+
+    A day runs when one of its granules is recent, or when the day was materialized before
+    (a late or revised granule keeps it in step with CMR; its current granules are skipped).
+    """
+    due: dict[str, list[GranuleRecord]] = {}
+    for record in records:
+        day = day_of(record)
+        if day is None:
+            continue
+        if _is_recent(record, now, dataset.sensor.auto_run_days) or day in materialized_days:
+            due.setdefault(day, []).append(record)
+    return {day: due[day] for day in sorted(due) if is_day(day)}
+
+
+def _day_run_key(day: str, records: list[GranuleRecord]) -> str:
+    tokens = sorted(f"{r.concept_id}:{r.revision_id}" for r in records)
+    return f"{day}@{hashlib.sha256(','.join(tokens).encode()).hexdigest()[:16]}"
 
 
 def _cmr_time(value: datetime) -> str:
@@ -102,14 +137,15 @@ def _withdraw_deleted(
         withdrawn.append(entry.concept_id)
         context.log.info(
             f"{dataset.id}: granule {entry.concept_id} deleted from CMR at {entry.revision_date}: "
-            f"STAC item withdrawn, {len(removed)} stored objects removed, partition deleted"
+            f"STAC item withdrawn, {len(removed)} stored objects removed"
+            + ("" if dataset.by_day else ", partition deleted")
         )
     return withdrawn, entries[-1].revision_date if entries else since
 
 
 def build_cmr_sensor(
     dataset: DatasetConfig,
-    partitions_def: DynamicPartitionsDefinition,
+    partitions_def: PartitionsDefinition,
     granule_chain: Sequence[AssetKey],
     collection_key: AssetKey,
 ):
@@ -123,9 +159,15 @@ def build_cmr_sensor(
         default_status=DefaultSensorStatus.STOPPED,
         description=(
             f"Polls CMR for {dataset.cmr.short_name} v{dataset.cmr.version} "
-            f"({dataset.cmr.provider}) granules; registers each as a partition of "
-            f"{partitions_def.name} and materializes those ending within "
-            f"{policy.auto_run_days:g} days, and revisions of processed ones."
+            f"({dataset.cmr.provider}) granules; "
+            + (
+                f"runs each day with granules ending within {policy.auto_run_days:g} days, and "
+                "days already materialized that get new or revised granules."
+                if dataset.by_day
+                else f"registers each as a partition of {dataset.partitions_name} and "
+                f"materializes those ending within {policy.auto_run_days:g} days, and "
+                "revisions of processed ones."
+            )
         ),
     )
     def cmr_sensor(
@@ -151,13 +193,15 @@ def build_cmr_sensor(
         def existing() -> set[str]:
             """All partition keys, fetched once per tick and only when needed (400,000 take s)."""
             if not known:
-                known.append(set(instance.get_dynamic_partitions(partitions_def.name)))
+                known.append(set(instance.get_dynamic_partitions(dataset.partitions_name)))
             return known[0]
 
         def is_partition(keys: list[str]) -> set[str]:
+            if dataset.by_day:  # ours if we staged it
+                return {k for k in keys if catalog.has_record(dataset.id, k)}
             if len(keys) > 200:
                 return set(keys) & existing()
-            return {k for k in keys if instance.has_dynamic_partition(partitions_def.name, k)}
+            return {k for k in keys if instance.has_dynamic_partition(dataset.partitions_name, k)}
 
         withdrawn, deleted_since = _withdraw_deleted(
             context, dataset, cmr, catalog, stac_api, is_partition, cursor.deleted_since or tick_started
@@ -169,6 +213,33 @@ def build_cmr_sensor(
                     f"no new granule revisions since {cursor.watermark or 'the start'}"
                 ),
                 cursor=next_cursor.to_json(),
+            )
+
+        def collection_first() -> list[RunRequest]:
+            """The collection is published before any item."""
+            if instance.get_latest_materialization_event(collection_key) is None:
+                return [RunRequest(run_key="collection", asset_selection=[collection_key])]
+            return []
+
+        if dataset.by_day:
+            materialized = set(instance.get_materialized_partitions(granule_chain[-1])) if result.records else set()
+            due = plan_days(dataset, result.records, materialized, partitions_def.has_partition_key, datetime.now(timezone.utc))
+            context.log.info(
+                f"{dataset.id}: {len(result.records)} new revisions in {result.pages} pages "
+                f"({len(due)} days to run, {len(withdrawn)} withdrawn); "
+                f"{'caught up' if result.complete else 'more next tick'}"
+            )
+            day_runs = [
+                RunRequest(
+                    run_key=_day_run_key(day, records),
+                    partition_key=day,
+                    asset_selection=list(granule_chain),
+                    tags={GRANULES_TAG: str(len(records))},
+                )
+                for day, records in due.items()
+            ]
+            return SensorResult(
+                run_requests=(collection_first() + day_runs) if day_runs else [], cursor=next_cursor.to_json()
             )
 
         partitions = existing() if result.records else set()
@@ -188,13 +259,14 @@ def build_cmr_sensor(
             )
             for record in to_run
         ]
-        if (to_run or withdrawn) and instance.get_latest_materialization_event(collection_key) is None:
-            run_requests.insert(0, RunRequest(run_key="collection", asset_selection=[collection_key]))
+        if to_run or withdrawn:
+            run_requests = collection_first() + run_requests
         context.log.info(
             f"{dataset.id}: {len(result.records)} new revisions in {result.pages} pages "
             f"({len(new_keys)} new partitions, {len(to_run)} runs, {len(withdrawn)} withdrawn); "
             f"{'caught up' if result.complete else 'more next tick'}"
         )
+        assert isinstance(partitions_def, DynamicPartitionsDefinition)
         requests = []
         if new_keys:
             requests.append(partitions_def.build_add_request(new_keys))

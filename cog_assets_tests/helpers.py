@@ -162,22 +162,25 @@ class Platform:
             s3_max_attempts=self.s3_max_attempts,
         ) | {k: v for k, v in overrides.items() if k != "stac_api_url"}
 
-    def run(self, concept_id: str, selection=None, tags=None, **overrides):
-        self.instance.add_dynamic_partitions(self.dataset.partitions_name, [concept_id])
+    def run(self, partition: str, selection=None, tags=None, **overrides):
+        """Materialize one partition (a concept-id, or a day when the dataset is by day)."""
+        if not self.dataset.by_day:
+            self.instance.add_dynamic_partitions(self.dataset.partitions_name, [partition])
         built = self.built
         return materialize(
             [built.chain],
             selection=selection,
-            partition_key=concept_id,
+            partition_key=partition,
             resources=self.resources(**overrides),
             instance=self.instance,
             tags=tags,
             raise_on_error=False,
         )
 
-    def metadata(self, concept_id: str) -> dict:
-        event = self.instance.get_latest_materialization_event(AssetKey([self.dataset.id, "stac_item"]))
-        assert event.dagster_event.partition == concept_id
+    def metadata(self, partition: str, step: str = "stac_item") -> dict:
+        """The latest materialization's metadata of one of the chain's assets (must be ``partition``'s)."""
+        event = self.instance.get_latest_materialization_event(AssetKey([self.dataset.id, step]))
+        assert event.dagster_event.partition == partition
         return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
     def catalog(self) -> StaticCatalog:

@@ -17,7 +17,7 @@ from cog_assets.assets import build_dataset_assets
 
 from .cmr_server import FakeCmr
 from .granule_files import SyntheticGranule, make_imerg_granule, make_omi_granule, omi_values
-from .helpers import add_omi_granule, chain_resources, failure_messages, imerg_file_name
+from .helpers import Platform, add_omi_granule, chain_resources, failure_messages, imerg_file_name
 
 OMI_DAY = datetime(2012, 1, 1, tzinfo=timezone.utc)
 IMERG_START = datetime(2024, 6, 1, 12, 30, tzinfo=timezone.utc)
@@ -34,16 +34,8 @@ def _add_imerg(cmr: FakeCmr, granule: SyntheticGranule):
     )
 
 
-def _run(dataset, cmr, storage_url, instance, concept_id, s3=None, **kwargs):
-    built = build_dataset_assets(dataset)
-    instance.add_dynamic_partitions(dataset.partitions_name, [concept_id])
-    return materialize(
-        [built.chain],
-        partition_key=concept_id,
-        resources=chain_resources(cmr, storage_url, s3, **kwargs),
-        instance=instance,
-        raise_on_error=False,
-    )
+def _run(dataset, cmr, storage_url, instance, partition, s3=None, **kwargs):
+    return Platform(dataset, cmr, storage_url, instance, s3=s3, **kwargs).run(partition)
 
 
 def _root(url: str) -> Path:
@@ -134,7 +126,8 @@ def test_imerg_chain_and_fidelity_on_s3(fake_cmr, datasets, instance, seaweedfs,
     values[0, 1749, 1299] = np.float32(12.5)  # lon -5.05, lat 39.95
     synthetic = make_imerg_granule(values)
     granule = _add_imerg(fake_cmr, synthetic)
-    result = _run(datasets["gpm_3imerghh"], fake_cmr, s3_prefix_url, instance, granule.concept_id, s3=seaweedfs)
+    # GPM IMERG is partitioned by UTC day: the partition is the granule's day
+    result = _run(datasets["gpm_3imerghh"], fake_cmr, s3_prefix_url, instance, "2024-06-01", s3=seaweedfs)
     assert result.success, failure_messages(result)
     bucket, prefix = s3_prefix_url[len("s3://"):].split("/", 1)
     client = seaweedfs.client()
@@ -145,11 +138,17 @@ def test_imerg_chain_and_fidelity_on_s3(fake_cmr, datasets, instance, seaweedfs,
         f"{prefix}/gpm_3imerghh/cmr/{granule.concept_id}.json",
         f"{prefix}/gpm_3imerghh/cogs/{item_id}.tif",
         f"{prefix}/gpm_3imerghh/items/{item_id}.json",
+        f"{prefix}/gpm_3imerghh/days/2024-06-01.json",
     }
-    metadata = _latest_metadata(instance, ["gpm_3imerghh", "cog"], granule.concept_id)
-    assert metadata["uri"] == f"s3://{bucket}/{prefix}/gpm_3imerghh/cogs/{item_id}.tif"
+    metadata = _latest_metadata(instance, ["gpm_3imerghh", "cog"], "2024-06-01")
+    assert metadata["uri"] == f"s3://{bucket}/{prefix}/gpm_3imerghh/days/2024-06-01.json"
+    assert (metadata["granules"], metadata["granules_expected"], metadata["granules_processed"]) == (1, 48, 1)
+    manifest = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/gpm_3imerghh/days/2024-06-01.json")["Body"].read())
+    assert [g["concept_id"] for g in manifest["granules"]] == [granule.concept_id]
+    cog_uri = manifest["granules"][0]["objects"]["cog"]
+    assert cog_uri == f"s3://{bucket}/{prefix}/gpm_3imerghh/cogs/{item_id}.tif"
     item = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/gpm_3imerghh/items/{item_id}.json")["Body"].read())
-    assert item["assets"]["cog_default"]["href"] == metadata["uri"]
+    assert item["assets"]["cog_default"]["href"] == cog_uri
     assert item["properties"]["start_datetime"] == "2024-06-01T12:30:00Z"
     local = Path(__import__("tempfile").mkdtemp()) / "c.tif"
     client.download_file(bucket, f"{prefix}/gpm_3imerghh/cogs/{item_id}.tif", str(local))

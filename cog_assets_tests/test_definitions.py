@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dagster import AssetKey, DynamicPartitionsDefinition
+from dagster import AssetKey, DailyPartitionsDefinition, DynamicPartitionsDefinition
 
 from cog_assets.definitions import defs
 
@@ -12,10 +12,16 @@ def test_public_contract_names():
         for name in ("granule", "cog", "stac_item", "stac_collection"):
             assert f"{dataset}/{name}" in keys
         assert repo.has_sensor_def(f"{dataset}_cmr_sensor")
-        partitions = repo.asset_graph.get(AssetKey([dataset, "cog"])).partitions_def
-        assert isinstance(partitions, DynamicPartitionsDefinition)
-        assert partitions.name == f"{dataset}_granules"
         assert repo.asset_graph.get(AssetKey([dataset, "stac_collection"])).partitions_def is None
+    omi = repo.asset_graph.get(AssetKey(["omdoao3e", "cog"]))
+    assert isinstance(omi.partitions_def, DynamicPartitionsDefinition)
+    assert omi.partitions_def.name == "omdoao3e_granules"
+    assert omi.backfill_policy.max_partitions_per_run == 100
+    # the 400,000-granule dataset is partitioned by UTC day (48 granules each), 2 days per run
+    gpm = repo.asset_graph.get(AssetKey(["gpm_3imerghh", "cog"]))
+    assert isinstance(gpm.partitions_def, DailyPartitionsDefinition)
+    assert gpm.partitions_def.get_first_partition_key() == "1998-01-01"
+    assert gpm.backfill_policy.max_partitions_per_run == 2
     check_keys = {key.name for key in repo.asset_graph.asset_check_keys}
     assert check_keys == {"valid_cog", "in_sync_with_stac_api"}
     for dataset in ("omdoao3e", "gpm_3imerghh"):
