@@ -177,6 +177,17 @@ class Platform:
             raise_on_error=False,
         )
 
+    def run_range(self, first: str, last: str, tags=None):
+        """One run over a range of partitions, as a backfill's ranged run (keys already exist)."""
+        range_tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+        return materialize(
+            [self.built.chain],
+            resources=self.resources(),
+            instance=self.instance,
+            tags={**range_tags, **(tags or {})},
+            raise_on_error=False,
+        )
+
     def metadata(self, partition: str, step: str = "stac_item") -> dict:
         """The latest materialization's metadata of one of the chain's assets (must be ``partition``'s)."""
         event = self.instance.get_latest_materialization_event(AssetKey([self.dataset.id, step]))
