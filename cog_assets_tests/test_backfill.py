@@ -1,6 +1,7 @@
-"""A real backfill on the production instance profile (deploy/dagster.yaml): PostgreSQL storage,
+"""Real backfills on the production instance profile (deploy/dagster.yaml): PostgreSQL storage,
 S3 compute logs, launched through GraphQL like the UI, run by the daemon in ranged runs.
-One bad granule must not fail its neighbours, and the failed ones can be retried alone."""
+One bad granule must not fail its neighbours, and the failed ones can be retried alone; for
+a dataset partitioned by day, a bad granule fails its day only."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import AssetKey, DagsterEventType, DagsterInstance, DynamicPartitionsDefinition
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DailyPartitionsDefinition, DynamicPartitionsDefinition
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
 from .dagster_dev import DagsterDev, wait_for_backfill
-from .granule_files import make_omi_granule
-from .helpers import omi_file_name
+from .granule_files import imerg_values, make_imerg_granule, make_omi_granule
+from .helpers import imerg_file_name, omi_file_name
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = datetime(2011, 1, 1, tzinfo=timezone.utc)
@@ -37,7 +38,8 @@ def _production_home(home: Path, seaweedfs) -> None:
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
 
-def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch):
+def _production(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch) -> tuple[Path, dict[str, str]]:
+    """A fresh database and storage prefix; the environment a deployment would set."""
     database = f"dagster_{uuid.uuid4().hex[:8]}"
     postgres.create_database(database)
     prefix = f"backfill-{uuid.uuid4().hex[:8]}"
@@ -56,7 +58,11 @@ def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home, env
 
+
+def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch):
+    home, env = _production(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch)
     good = make_omi_granule()
     granules = [
         fake_cmr.add_granule(
@@ -110,5 +116,63 @@ def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres
             assert retried_keys == failed  # the 18 good ones were not redone
             logs = seaweedfs.client().list_objects_v2(Bucket=seaweedfs.bucket, Prefix="dagster/compute-logs")
             assert logs.get("KeyCount", 0) > 0  # step logs went to S3, as in production
+    finally:
+        dev.stop()
+
+
+def test_backfill_of_days_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch):
+    """GPM IMERG is partitioned by day: a UI backfill of 3 days runs 2 days per run; a bad
+    granule fails its day only, and retrying that day downloads only the bad granule."""
+    home, env = _production(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch)
+    good = make_imerg_granule(imerg_values(n_lon=360, n_lat=180))  # a 1° grid: quick to convert
+    first = datetime(2020, 5, 1, tzinfo=timezone.utc)
+    granules = []
+    for day in range(3):
+        for slot in range(2):
+            begin = first + timedelta(days=day, minutes=30 * slot)
+            granules.append(fake_cmr.add_granule(
+                short_name="GPM_3IMERGHH", version="07", file_name=imerg_file_name(begin), begin=begin,
+                end=begin + timedelta(minutes=30, milliseconds=-1), content=good.content,
+            ))
+    bad = granules[3]  # the second granule of the second day
+    fake_cmr.set_file(bad, good.content[:-1] + bytes([good.content[-1] ^ 1]))
+    days = ["2020-05-01", "2020-05-02", "2020-05-03"]
+    paths = [["gpm_3imerghh", step] for step in STEPS]
+    downloads: list[str] = []
+    fake_cmr.on_download = downloads.append
+
+    dev = DagsterDev(home, env)
+    try:
+        with DagsterInstance.get() as instance:
+            wait_for_backfill(instance, dev.launch_backfill(days, paths))
+            partitions = DailyPartitionsDefinition(start_date="1998-01-01", end_offset=1)
+            statuses = instance.get_status_by_partition(AssetKey(["gpm_3imerghh", "stac_item"]), days, partitions)
+            assert statuses == {
+                "2020-05-01": AssetPartitionStatus.MATERIALIZED,
+                "2020-05-02": AssetPartitionStatus.FAILED,
+                "2020-05-03": AssetPartitionStatus.MATERIALIZED,
+            }
+            runs = instance.get_run_records()
+            ranges = sorted(
+                (r.dagster_run.tags["dagster/asset_partition_range_start"], r.dagster_run.tags["dagster/asset_partition_range_end"])
+                for r in runs
+            )
+            assert ranges == [("2020-05-01", "2020-05-02"), ("2020-05-03", "2020-05-03")]  # 2 days per run
+            failure = next(
+                e
+                for r in runs
+                for e in instance.all_logs(r.dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE)
+            ).dagster_event.step_failure_data.error.message
+            assert "1 of 2 days failed" in failure
+            assert re.search(rf"granule {bad.concept_id} \({re.escape(bad.file_name)}\): .*md5 checksum mismatch", failure)
+            assert len(downloads) == 6
+
+            fake_cmr.set_file(bad, good.content)
+            downloads.clear()
+            retry = wait_for_backfill(instance, dev.launch_backfill(["2020-05-02"], paths))
+            assert retry.status.value == "COMPLETED_SUCCESS"
+            statuses = instance.get_status_by_partition(AssetKey(["gpm_3imerghh", "stac_item"]), days, partitions)
+            assert set(statuses.values()) == {AssetPartitionStatus.MATERIALIZED}
+            assert [path.rsplit("/", 1)[-1] for path in downloads] == [bad.file_name]  # its good neighbour skipped
     finally:
         dev.stop()
