@@ -5,7 +5,6 @@ sensor requests one run per day that has new or revised granules to process.
 """
 
 import hashlib
-
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
