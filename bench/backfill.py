@@ -11,7 +11,7 @@ SeaweedFS (S3), with the same project function (``chain.process``) per granule:
 
 Target: Dagster wall time <= 1.3x the bare loop. Prints a table.
 
-    python bench/backfill.py [--granules 200] [--concurrency 2] [--per-run 50]
+    python bench/backfill.py [--granules 200] [--concurrency 2]   (runs of backfill.granules_per_run)
 """
 
 from __future__ import annotations
