@@ -175,8 +175,8 @@ def _run_days(
         context.log.warning(f"skipped an unusable CMR record: {problem}")
     by_day: dict[str, list[GranuleRecord]] = {day: [] for day in days}
     for record in sorted(records, key=lambda r: (r.begin or r.end or start, r.concept_id)):
-        if day_of(record) in by_day:
-            by_day[day_of(record)].append(record)
+        if (day := day_of(record)) in by_day:
+            by_day[day].append(record)
     expected = dataset.partitioning.granules_per_day
     for day in days:
         if not by_day[day]:
