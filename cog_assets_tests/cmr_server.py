@@ -1,7 +1,7 @@
 """A CMR-compatible HTTP server on 127.0.0.1, the only stand-in for CMR and Earthdata.
 
 It serves a catalogue the test configures with the shapes of the real responses in
-``shared/fixtures/cmr``: UMM-G items like GES DISC's, the ``CMR-Hits``/``CMR-Took``/
+``cog_assets_tests/fixtures/cmr``: UMM-G items like GES DISC's, the ``CMR-Hits``/``CMR-Took``/
 ``CMR-Request-Id`` headers, ``CMR-Search-After`` paging (absent on an empty page), 400s with
 CMR's ``{"errors": [...]}`` bodies, the 2000 page-size limit, and injectable 429/5xx/slow/
 timed-out answers. It also serves granule files behind a bearer token, like the Earthdata

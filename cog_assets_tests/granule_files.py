@@ -1,7 +1,7 @@
 """Synthetic but faithful granule files for both datasets.
 
 OMI (HDF-EOS5): the group/attribute layout is replayed from the real structure dump in
-``shared/fixtures/omi`` (group names with spaces, ScaleFactor/Offset/MissingValue, GridSpan/
+``fixtures/omi`` (group names with spaces, ScaleFactor/Offset/MissingValue, GridSpan/
 GridSpacing strings), with the grid renamed ColumnAmountO3 as in OMDOAO3e, a StructMetadata.0
 whose corners put row 0 at the south edge, and fill values where the real product has them
 (polar night, data gaps).
@@ -21,20 +21,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 OMI_DMR = FIXTURES / "omi" / "OMI-Aura_L3-OMSO2e_2012m0101_v003-2012m0103t014459.he5.dmr.xml"
 OMI_FILL = np.float32(-1.2676506e30)
 IMERG_FILL = np.float32(-9999.9)
 _NS = {"d": "http://xml.opendap.org/ns/DAP/4.0#"}
 _DTYPES = {"Float32": np.float32, "Float64": np.float64, "Int32": np.int32, "Int16": np.int16}
-
-
-def _fixture_dir() -> Path:
-    """shared/ sits beside the repository (../shared); honour an override for odd layouts."""
-    import os
-
-    override = os.environ.get("COG_ASSETS_SHARED_FIXTURES")
-    return Path(override) if override else FIXTURES
 
 
 @dataclass
@@ -97,7 +89,7 @@ def make_omi_granule(
 ) -> SyntheticGranule:
     """An OMDOAO3e-like HDF-EOS5 file, laid out like the OMI structure dump."""
     values = omi_values() if values is None else values
-    root = ET.parse(_fixture_dir() / "omi" / OMI_DMR.name).getroot()
+    root = ET.parse(OMI_DMR).getroot()
     hdfeos = root.find("d:Group[@name='HDFEOS']", _NS)
     file_attrs = hdfeos.find("d:Group[@name='ADDITIONAL']/d:Group[@name='FILE_ATTRIBUTES']", _NS)
     grid = hdfeos.find("d:Group[@name='GRIDS']/d:Group", _NS)

@@ -1,4 +1,4 @@
-"""Every real CMR response in shared/fixtures parses, through the real client where recorded."""
+"""Every real CMR response in cog_assets_tests/fixtures parses, through the real client where recorded."""
 
 from __future__ import annotations
 
@@ -162,3 +162,12 @@ def test_non_granule_concept_id_is_rejected():
     item["meta"]["concept-id"] = "G1,../x"
     with pytest.raises(ValueError, match="cannot be a partition key"):
         parse_umm_item(item)
+
+
+def test_fixtures_are_inside_the_repository():
+    """The recorded CMR responses ship with the tests: a fresh clone needs nothing beside it."""
+    from pathlib import Path
+
+    repository = Path(__file__).resolve().parents[1]
+    assert repository in CMR_FIXTURES.resolve().parents
+    assert len(_umm_bodies()) >= 6
