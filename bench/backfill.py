@@ -32,9 +32,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the test servers live in cog_assets_tests
 
-from cog_assets import chain  # noqa: E402
+from cog_assets.processing import chain  # noqa: E402
 from cog_assets.dataset import load_datasets  # noqa: E402
-from cog_assets.definitions import resources_from_env  # noqa: E402
+from cog_assets.defs.resources import resources_from_env  # noqa: E402
 from cog_assets_tests.cmr_server import FakeCmr  # noqa: E402
 from cog_assets_tests.granule_files import make_omi_granule  # noqa: E402
 from cog_assets_tests.helpers import omi_file_name  # noqa: E402
@@ -50,7 +50,7 @@ def _bare_worker(concept_ids: list[str]) -> int:
     # outside Dagster nothing resolves EnvVar, so the token is passed as its value here
     earthdata = resources["earthdata"].model_copy(update={"token": os.environ["EARTHDATA_TOKEN"]})
     dataset = {d.id: d for d in load_datasets()}["omdoao3e"]
-    services = chain.Services(dataset, resources["cmr"], earthdata, resources["catalog"], resources["stac_api"])
+    services = chain.Services(dataset, resources["cmr"], earthdata, resources["archive"], resources["stac_api"])
     found = services.cmr.granules(dataset.cmr, concept_ids)
     scratch = Path(tempfile.mkdtemp())
     failed = 0

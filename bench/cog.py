@@ -36,8 +36,8 @@ def _measure(kind: str, shape: tuple[int, int], queue) -> None:
     from rasterio.io import MemoryFile
     from rio_cogeo.cogeo import cog_translate
 
-    from cog_assets import cogs
-    from cog_assets.readers import Raster
+    from cog_assets.formats import cog as cogs
+    from cog_assets.formats.readers import Raster
 
     data = _array(shape)
     raster = Raster(data, Affine(360 / shape[1], 0, -180, 0, -180 / shape[0], 90), -9999.0, "DU", data != -9999.0)

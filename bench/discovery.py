@@ -23,10 +23,10 @@ from dagster import DagsterInstance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test server lives in cog_assets_tests
 
-from cog_assets.assets import build_dataset_assets
-from cog_assets.cmr import CmrClient
+from cog_assets.defs.assets import build_dataset_assets
+from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.dataset import PartitioningConfig, load_datasets
-from cog_assets.sensors import build_cmr_sensor
+from cog_assets.defs.sensors import build_cmr_sensor
 from cog_assets_tests.cmr_server import FakeCmr
 from cog_assets_tests.helpers import SensorHarness, add_omi_days, imerg_file_name, is_idle
 

@@ -34,7 +34,7 @@ ONE_RUN = """
 import json, resource, sys, time
 from dagster import DagsterInstance, materialize
 from cog_assets.definitions import build_definitions
-from cog_assets.assets import build_dataset_assets
+from cog_assets.defs.assets import build_dataset_assets
 from cog_assets.dataset import load_datasets
 
 keys = json.loads(sys.argv[1])

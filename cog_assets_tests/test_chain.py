@@ -13,7 +13,7 @@ import rasterio
 from affine import Affine
 from dagster import AssetKey, materialize
 
-from cog_assets.assets import build_dataset_assets
+from cog_assets.defs.assets import build_dataset_assets
 
 from .cmr_server import FakeCmr
 from .granule_files import SyntheticGranule, make_imerg_granule, make_omi_granule, omi_values

@@ -5,8 +5,8 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from cog_assets import cmr as cmr_module
-from cog_assets.cmr import CmrClient, CmrError, query_params
+from cog_assets.sources.cmr import client as cmr_module
+from cog_assets.sources.cmr.client import CmrClient, CmrError, query_params
 
 from .cmr_server import Fault
 from .helpers import add_omi_days

@@ -5,9 +5,9 @@ from urllib.parse import quote
 
 import pytest
 
-from cog_assets import earthdata as earthdata_module
-from cog_assets.cmr import CmrClient
-from cog_assets.earthdata import DownloadError, EarthdataDownloader
+from cog_assets.sources import earthdata as earthdata_module
+from cog_assets.sources.cmr.client import CmrClient
+from cog_assets.sources.earthdata import DownloadError, EarthdataDownloader
 
 from .cmr_server import Fault
 

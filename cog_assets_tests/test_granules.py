@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from cog_assets.cmr import CmrClient, CmrError
-from cog_assets.granules import parse_umm_item
+from cog_assets.sources.cmr.client import CmrClient, CmrError
+from cog_assets.sources.cmr.records import parse_umm_item
 
 from .granule_files import FIXTURES
 

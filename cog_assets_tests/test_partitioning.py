@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DeleteDynamicPartitionsRequest, SensorResult
 
-from cog_assets.assets import REPROCESS_TAG
+from cog_assets.defs.assets import REPROCESS_TAG
 from cog_assets.dataset import DatasetConfig, DatasetConfigError, PartitioningConfig, load_dataset
-from cog_assets.sensors import build_cmr_sensor
+from cog_assets.defs.sensors import build_cmr_sensor
 
 from .cmr_server import FakeCmr
 from .granule_files import make_omi_granule

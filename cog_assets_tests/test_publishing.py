@@ -14,9 +14,9 @@ from dagster import AssetCheckKey, AssetKey, materialize
 from pystac_client import Client
 
 from cog_assets.dataset import DuplicatePolicy
-from cog_assets.maintenance import IN_SYNC_CHECK
-from cog_assets.sensors import build_cmr_sensor
-from cog_assets.storage import sha256_of
+from cog_assets.defs.maintenance import IN_SYNC_CHECK
+from cog_assets.defs.sensors import build_cmr_sensor
+from cog_assets.store.objects import sha256_of
 
 from .cmr_server import FakeCmr
 from .granule_files import make_omi_granule, omi_values
@@ -96,7 +96,7 @@ def test_duplicate_policy_error_fails_the_partition_and_writes_nothing(
     granule = _add_day(fake_cmr, FIRST_DAY)
     assert platform.run(granule.concept_id).success
     item_id = granule.file_name[:-4]
-    stored = platform.catalog().read_item("omdoao3e", item_id)
+    stored = platform.archive().read_item("omdoao3e", item_id)
     before = _api_items(stac_api_url)[item_id]
 
     result = platform.run(granule.concept_id)
@@ -104,7 +104,7 @@ def test_duplicate_policy_error_fails_the_partition_and_writes_nothing(
     (message,) = failure_messages(result)
     assert f"item {item_id} is already in the STAC API with the same CMR revision (1)" in message
     assert "'error'" in message
-    assert platform.catalog().read_item("omdoao3e", item_id) == stored
+    assert platform.archive().read_item("omdoao3e", item_id) == stored
     assert _api_items(stac_api_url)[item_id] == before
 
 
@@ -170,7 +170,7 @@ def test_revision_and_deletion_through_the_sensor(fake_cmr, omi, instance, local
     second = _api_items(stac_api_url)[item_id]
     assert second["properties"]["cmr:revision_id"] == 2
     assert second["properties"]["updated"] > first["properties"]["updated"]
-    cog = platform.catalog().storage._path(f"omdoao3e/cogs/{item_id}.tif")
+    cog = platform.archive().storage._path(f"omdoao3e/cogs/{item_id}.tif")
     assert second["assets"]["cog_default"]["file:checksum"] == "1220" + sha256_of(cog)
     assert second["assets"]["cog_default"]["file:checksum"] != first["assets"]["cog_default"]["file:checksum"]
     assert platform.metadata(granule.concept_id)["stac_api"] == "replaced"
@@ -180,7 +180,7 @@ def test_revision_and_deletion_through_the_sensor(fake_cmr, omi, instance, local
     assert harness.deleted == [granule.concept_id]
     assert item_id not in _api_items(stac_api_url)
     assert not list(Client.open(stac_api_url).search(collections=["omdoao3e"], ids=[item_id]).items())
-    storage = platform.catalog().storage
+    storage = platform.archive().storage
     assert storage.list_keys("omdoao3e/items") == [] and storage.list_keys("omdoao3e/cogs") == []
     assert storage.list_keys("omdoao3e/granules") == [] and storage.list_keys("omdoao3e/cmr") == []
     tombstone = json.loads(storage.get_bytes(f"omdoao3e/deleted/{granule.concept_id}.json"))
@@ -203,7 +203,7 @@ def test_deletion_waits_for_an_unreachable_api(fake_cmr, omi, instance, local_st
     assert harness.deleted == []
     assert json.loads(harness.cursor)["deleted_since"] == deleted_at  # it is looked at again
     assert granule.file_name[:-4] in _api_items(stac_api_url)  # nothing half-withdrawn
-    assert platform.catalog().storage.list_keys("omdoao3e/cogs")
+    assert platform.archive().storage.list_keys("omdoao3e/cogs")
 
     harness.stac_api_url = stac_api_url
     harness.tick()

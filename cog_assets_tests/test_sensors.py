@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagster import SensorResult
 
-from cog_assets.assets import build_dataset_assets
-from cog_assets.cmr import CmrError
+from cog_assets.defs.assets import build_dataset_assets
+from cog_assets.sources.cmr.client import CmrError
 from cog_assets.dataset import DatasetConfig, SensorPolicy
-from cog_assets.sensors import REVISION_TAG, build_cmr_sensor
+from cog_assets.defs.sensors import REVISION_TAG, build_cmr_sensor
 
 from .cmr_server import Fault
 from .helpers import SensorHarness, add_omi_days, is_idle, now_utc
@@ -113,7 +113,7 @@ def test_revision_of_unprocessed_history_only_updates_the_cursor(fake_cmr, omi, 
 
 
 def test_cmr_outage_leaves_cursor_unchanged(fake_cmr, omi, instance, monkeypatch):
-    from cog_assets import cmr as cmr_module
+    from cog_assets.sources.cmr import client as cmr_module
 
     monkeypatch.setattr(cmr_module, "wait", lambda seconds: None)
     add_omi_days(fake_cmr, omi, datetime(2005, 1, 1, tzinfo=timezone.utc), 30)

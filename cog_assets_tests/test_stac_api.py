@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cog_assets import stac_api as stac_api_module
+from cog_assets.stac import api as stac_api_module
 from cog_assets.dataset import DuplicatePolicy
-from cog_assets.publishing import collection_payload, publish_item
-from cog_assets.stac_api import (
+from cog_assets.stac.publishing import collection_payload, publish_item
+from cog_assets.stac.api import (
     Decision,
     DuplicateItemError,
     StacApi,

@@ -7,10 +7,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from cog_assets import cogs
-from cog_assets.artifacts import cog_key, granule_key, item_key
-from cog_assets.granules import GranuleRecord
-from cog_assets.storage import Storage, sha256_of
+from cog_assets.formats import cog as cogs
+from cog_assets.store.layout import cog_key, granule_key, item_key
+from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.store.objects import Storage, sha256_of
 
 
 def partial_objects(storage: Storage, dataset_id: str) -> list[str]:

@@ -12,8 +12,8 @@ import pytest
 from dagster import AssetKey
 
 from cog_assets.dataset import DatasetConfigError, load_datasets
-from cog_assets.granules import CONCEPT_ID
-from cog_assets.storage import LocalStorage
+from cog_assets.sources.cmr.records import CONCEPT_ID
+from cog_assets.store.objects import LocalStorage
 
 from ..cmr_server import Fault, FakeCmr
 from ..granule_files import SyntheticGranule, make_omi_granule, omi_values
@@ -47,7 +47,7 @@ CHAIN_CASES = {
 
 @pytest.mark.parametrize("case", list(CHAIN_CASES))
 def test_bad_granule_fails_alone_with_its_cause(case, fake_cmr, datasets, instance, local_storage_url, record, monkeypatch):
-    from cog_assets import earthdata
+    from cog_assets.sources import earthdata as earthdata
 
     monkeypatch.setattr(earthdata, "wait", lambda seconds: None)
     how, cause = CHAIN_CASES[case]
@@ -91,7 +91,7 @@ def test_bad_granule_fails_alone_with_its_cause(case, fake_cmr, datasets, instan
 
 
 def _downloader(cmr: FakeCmr, token: str):
-    from cog_assets.earthdata import EarthdataDownloader
+    from cog_assets.sources.earthdata import EarthdataDownloader
 
     return EarthdataDownloader(
         token=cmr.token if token == "default" else token, token_hosts=["127.0.0.1"], backoff_seconds=0.0
@@ -115,10 +115,10 @@ def test_all_fill_granule_is_a_valid_cog_flagged_in_metadata(fake_cmr, datasets,
 
 
 def _tick_fails_then_recovers(fake_cmr, datasets, instance, faults, match, monkeypatch):
-    from cog_assets import cmr as cmr_module
-    from cog_assets.assets import build_dataset_assets
-    from cog_assets.cmr import CmrError
-    from cog_assets.sensors import build_cmr_sensor
+    from cog_assets.sources.cmr import client as cmr_module
+    from cog_assets.defs.assets import build_dataset_assets
+    from cog_assets.sources.cmr.client import CmrError
+    from cog_assets.defs.sensors import build_cmr_sensor
 
     monkeypatch.setattr(cmr_module, "wait", lambda seconds: None)
     omi = datasets["omdoao3e"]
@@ -180,8 +180,8 @@ def test_hostile_names_never_escape_storage_or_become_partition_keys(fake_cmr, d
         _add(fake_cmr, good, DAY + timedelta(days=n), file_name=name)
     for n, concept_id in enumerate(HOSTILE_CONCEPT_IDS):
         _add(fake_cmr, good, DAY + timedelta(days=20 + n), concept_id=concept_id)
-    from cog_assets.assets import build_dataset_assets
-    from cog_assets.sensors import build_cmr_sensor
+    from cog_assets.defs.assets import build_dataset_assets
+    from cog_assets.defs.sensors import build_cmr_sensor
 
     built = build_dataset_assets(omi)
     harness = SensorHarness(

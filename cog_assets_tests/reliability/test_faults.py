@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cog_assets.storage import LocalStorage, S3Storage
+from cog_assets.store.objects import LocalStorage, S3Storage
 
 from ..cmr_server import Fault, FakeCmr
 from ..granule_files import make_omi_granule, omi_values
@@ -79,9 +79,9 @@ _KILL_DURING_COG_WRITE = textwrap.dedent(
     """
     import os, signal, sys
     from dagster import DagsterInstance, materialize
-    from cog_assets.assets import build_dataset_assets
+    from cog_assets.defs.assets import build_dataset_assets
     from cog_assets.dataset import load_datasets
-    from cog_assets.storage import LocalStorage
+    from cog_assets.store.objects import LocalStorage
     from cog_assets_tests.helpers import chain_resources
 
     class Cmr:  # what chain_resources reads from the test's CMR server
@@ -145,7 +145,7 @@ def test_worker_killed_mid_write_then_rerun_matches_a_clean_run(fake_cmr, datase
 
 
 def test_download_host_503_then_200(fake_cmr, datasets, instance, local_storage_url, record, monkeypatch):
-    from cog_assets import earthdata
+    from cog_assets.sources import earthdata as earthdata
 
     waits: list[float] = []
     monkeypatch.setattr(earthdata, "wait", waits.append)
@@ -163,7 +163,7 @@ def test_download_host_503_then_200(fake_cmr, datasets, instance, local_storage_
 def test_stac_api_down_while_publishing_then_back(fake_cmr, datasets, instance, local_storage_url, stac_api_url, record):
     import httpx
 
-    from cog_assets.stac_api import StacApi
+    from cog_assets.stac.api import StacApi
 
     from ..services import free_port
 
@@ -175,7 +175,7 @@ def test_stac_api_down_while_publishing_then_back(fake_cmr, datasets, instance, 
         assert not result.success
         (message,) = failure_messages(result)
         assert "failed 2 times" in message and "stays in storage" in message
-    catalog = platform.catalog()
+    catalog = platform.archive()
     assert sorted(catalog.item_ids("omdoao3e")) == sorted(g.file_name[:-4] for g in granules)
 
     assert platform.republish().success  # the API is back

@@ -14,13 +14,13 @@ import pytest
 from dagster import DagsterInstance, materialize
 from dagster._serdes import serialize_value
 
-from cog_assets import earthdata as earthdata_module
-from cog_assets.assets import build_dataset_assets
-from cog_assets.cmr import CmrClient
+from cog_assets.sources import earthdata as earthdata_module
+from cog_assets.defs.assets import build_dataset_assets
+from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.dataset import DatasetConfigError, load_dataset
-from cog_assets.definitions import resources_from_env
-from cog_assets.earthdata import DownloadError, EarthdataDownloader
-from cog_assets.storage import LocalStorage, S3Storage
+from cog_assets.defs.resources import resources_from_env
+from cog_assets.sources.earthdata import DownloadError, EarthdataDownloader
+from cog_assets.store.objects import LocalStorage, S3Storage
 
 from ..cmr_server import FakeCmr
 from ..granule_files import make_omi_granule

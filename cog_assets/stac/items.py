@@ -18,10 +18,10 @@ from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
 
-from .artifacts import COG_MEDIA_TYPE
-from .dataset import DatasetConfig
-from .granules import GranuleRecord
-from .storage import sha256_of
+from cog_assets.dataset import DatasetConfig
+from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.store.layout import COG_MEDIA_TYPE
+from cog_assets.store.objects import sha256_of
 
 COG_ASSET = "cog_default"
 

@@ -28,22 +28,24 @@ from dagster import (
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
-    PartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     asset,
     multi_asset,
 )
 
-from . import chain, publishing, stac
-from .catalog import StaticCatalog
-from .cmr import CmrClient
-from .dataset import DatasetConfig
-from .earthdata import EarthdataDownloader
-from .granules import GranuleRecord
-from .partitions import build_partitions_def, day_of, day_window
-from .stac_api import StacApi
+from cog_assets.dataset import DatasetConfig
+from cog_assets.defs.partitions import build_partitions_def, day_of, day_window
+from cog_assets.processing import chain
+from cog_assets.sources.cmr.client import CmrClient
+from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.sources.earthdata import EarthdataDownloader
+from cog_assets.stac import items as stac
+from cog_assets.stac import publishing
+from cog_assets.stac.api import StacApi
+from cog_assets.store.archive import Archive
 
 VALID_COG_CHECK = "valid_cog"
 DOWNLOADS_POOL = "earthdata"
@@ -274,11 +276,11 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         context: AssetExecutionContext,
         cmr: CmrClient,
         earthdata: EarthdataDownloader,
-        catalog: StaticCatalog,
+        archive: Archive,
         stac_api: StacApi,
     ) -> Iterator[Any]:
         steps = {key.path[-1] for key in context.selected_asset_keys}
-        services = chain.Services(dataset, cmr, earthdata, catalog, stac_api)
+        services = chain.Services(dataset, cmr, earthdata, archive, stac_api)
         tally = _Tally(context)
         scratch = Path(tempfile.mkdtemp(prefix=f"cog_assets-{ds}-"))
         try:
@@ -305,9 +307,9 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         kinds={"stac"},
         pool=STAC_API_POOL,
     )
-    def stac_collection(catalog: StaticCatalog, stac_api: StacApi) -> MaterializeResult:
+    def stac_collection(archive: Archive, stac_api: StacApi) -> MaterializeResult:
         collection = stac.build_collection(dataset)
-        stored, links = catalog.put_collection(ds, collection)
+        stored, links = archive.put_collection(ds, collection)
         published = "not configured"
         if stac_api.enabled:
             published = stac_api.upsert_collection(publishing.collection_payload(dataset), keep_extent=True)

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 from affine import Affine
 
-from .dataset import ReaderConfig
+from cog_assets.dataset import ReaderConfig
 
 CRS = "EPSG:4326"
 

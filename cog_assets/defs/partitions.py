@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition, PartitionsDefinition
+from dagster import (
+    DailyPartitionsDefinition,
+    DynamicPartitionsDefinition,
+    PartitionsDefinition,
+)
 
-from .dataset import DatasetConfig
-from .granules import GranuleRecord
+from cog_assets.dataset import DatasetConfig
+from cog_assets.sources.cmr.records import GranuleRecord
 
 DAY_FORMAT = "%Y-%m-%d"
 

@@ -17,9 +17,9 @@ import httpx
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from .cmr import USER_AGENT
-from .dataset import DuplicatePolicy
-from .retry import RETRYABLE_STATUS, backoff, retry_delay, wait
+from cog_assets.dataset import DuplicatePolicy
+from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
+from cog_assets.sources.cmr.client import USER_AGENT
 
 REVISION_PROPERTY = "cmr:revision_id"
 Outcome = Literal["created", "replaced", "skipped"]

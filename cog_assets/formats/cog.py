@@ -14,7 +14,7 @@ from rasterio.io import MemoryFile
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
-from .readers import Raster
+from cog_assets.formats.readers import Raster
 
 BLOCK_SIZE = 512
 OVERVIEW_RESAMPLING = "average"

@@ -8,8 +8,8 @@ empty API from storage).
 
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetKey,
     Config,
     JobDefinition,
@@ -20,11 +20,11 @@ from dagster import (
     op,
 )
 
-from . import publishing
-from .assets import STAC_API_POOL
-from .catalog import StaticCatalog
-from .dataset import DatasetConfig
-from .stac_api import StacApi
+from cog_assets.dataset import DatasetConfig
+from cog_assets.defs.assets import STAC_API_POOL
+from cog_assets.stac import publishing
+from cog_assets.stac.api import StacApi
+from cog_assets.store.archive import Archive
 
 IN_SYNC_CHECK = "in_sync_with_stac_api"
 
@@ -44,10 +44,10 @@ def build_reconciliation_check(dataset: DatasetConfig, collection_key: AssetKey)
         "collection's extent covers them (passes trivially when no STAC API is configured).",
         blocking=False,
     )
-    def in_sync(catalog: StaticCatalog, stac_api: StacApi) -> AssetCheckResult:
+    def in_sync(archive: Archive, stac_api: StacApi) -> AssetCheckResult:
         if not stac_api.enabled:
             return AssetCheckResult(passed=True, metadata={"stac_api": "not configured"})
-        report = publishing.reconcile(catalog, stac_api, dataset)
+        report = publishing.reconcile(archive, stac_api, dataset)
         return AssetCheckResult(
             passed=report.in_sync,
             severity=AssetCheckSeverity.WARN,
@@ -65,18 +65,18 @@ def build_republish_job(dataset: DatasetConfig) -> JobDefinition:
         pool=STAC_API_POOL,
     )
     def republish_items(
-        context: OpExecutionContext, config: RepublishConfig, catalog: StaticCatalog, stac_api: StacApi
+        context: OpExecutionContext, config: RepublishConfig, archive: Archive, stac_api: StacApi
     ) -> None:
         if not stac_api.enabled:
             raise ValueError("no STAC API is configured: set COG_ASSETS_STAC_API_URL to republish")
         result = publishing.republish(
-            catalog, stac_api, dataset, config.only_missing, config.prune, log=context.log.info
+            archive, stac_api, dataset, config.only_missing, config.prune, log=context.log.info
         )
         context.log.info(
             f"{dataset.id}: {result.published} items published, {result.unchanged} already there, "
             f"{result.pruned} pruned"
         )
-        report = publishing.reconcile(catalog, stac_api, dataset)
+        report = publishing.reconcile(archive, stac_api, dataset)
         context.log.info(report.summary())
         if report.missing_in_api:
             raise RuntimeError(f"{dataset.id}: after republishing, {report.summary()}")

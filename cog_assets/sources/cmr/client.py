@@ -17,9 +17,9 @@ import httpx
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from .dataset import CmrQuery
-from .granules import GranuleRecord, UmmParseError, parse_umm_item
-from .retry import RETRYABLE_STATUS, backoff, retry_delay, wait
+from cog_assets.dataset import CmrQuery
+from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
+from cog_assets.sources.cmr.records import GranuleRecord, UmmParseError, parse_umm_item
 
 DEFAULT_CMR_URL = "https://cmr.earthdata.nasa.gov"
 USER_AGENT = "cog_assets/0.1 (+Dagster)"

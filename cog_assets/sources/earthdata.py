@@ -17,8 +17,8 @@ import httpx
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from .granules import GranuleRecord
-from .retry import backoff, wait
+from cog_assets.retry import backoff, wait
+from cog_assets.sources.cmr.records import GranuleRecord
 
 EARTHDATA_HOST_SUFFIXES = ("earthdata.nasa.gov", "eosdis.nasa.gov", "earthdatacloud.nasa.gov")
 MAX_REDIRECTS = 10

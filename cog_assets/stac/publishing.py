@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import StaticCatalog
-from .cmr import DeletedGranule
-from .dataset import DatasetConfig
-from .stac import build_collection, for_api
-from .stac_api import Decision, StacApi, covering_extent, decide
+from cog_assets.dataset import DatasetConfig
+from cog_assets.sources.cmr.client import DeletedGranule
+from cog_assets.stac.api import Decision, StacApi, covering_extent, decide
+from cog_assets.stac.items import build_collection, for_api
+from cog_assets.store.archive import Archive
 
 EXTENT_BATCH = 500
 REPORT_SAMPLE = 50
@@ -42,12 +42,12 @@ def publish_item(api: StacApi, dataset: DatasetConfig, stored_item: dict[str, An
     return api.publish_item(item, decision)
 
 
-def withdraw(catalog: StaticCatalog, api: StacApi, dataset: DatasetConfig, deleted: DeletedGranule) -> list[str]:
+def withdraw(archive: Archive, api: StacApi, dataset: DatasetConfig, deleted: DeletedGranule) -> list[str]:
     """Take a granule CMR deleted out of the API, then out of storage (keys removed)."""
-    record = catalog.read_record(dataset.id, deleted.concept_id)
+    record = archive.read_record(dataset.id, deleted.concept_id)
     if api.enabled and record is not None:
         api.delete_item(dataset.id, record.item_id)
-    return catalog.withdraw(dataset.id, deleted.concept_id, deleted.as_json())
+    return archive.withdraw(dataset.id, deleted.concept_id, deleted.as_json())
 
 
 def _batches(values: list[Any], size: int) -> Iterator[list[Any]]:
@@ -101,9 +101,9 @@ class Reconciliation:
         }
 
 
-def reconcile(catalog: StaticCatalog, api: StacApi, dataset: DatasetConfig) -> Reconciliation:
+def reconcile(archive: Archive, api: StacApi, dataset: DatasetConfig) -> Reconciliation:
     """Compare the item ids in storage and in the API, and the API collection's extent."""
-    stored = set(catalog.item_ids(dataset.id))
+    stored = set(archive.item_ids(dataset.id))
     collection = api.get_collection(dataset.id)
     published: set[str] = set()
     covers = collection is not None
@@ -134,7 +134,7 @@ class Republication:
 
 
 def republish(
-    catalog: StaticCatalog,
+    archive: Archive,
     api: StacApi,
     dataset: DatasetConfig,
     only_missing: bool = True,
@@ -143,14 +143,14 @@ def republish(
 ) -> Republication:
     """Make the API match storage: upsert stored items (all, or those it lacks) and,
     with ``prune``, delete API items that storage does not hold. Idempotent."""
-    report = reconcile(catalog, api, dataset)
+    report = reconcile(archive, api, dataset)
     result = Republication()
-    targets = report.missing_in_api if only_missing else sorted(catalog.item_ids(dataset.id))
+    targets = report.missing_in_api if only_missing else sorted(archive.item_ids(dataset.id))
     result.unchanged = report.storage_items - len(targets)
     collection = collection_payload(dataset)
     api.ensure_collection(collection, [])
     for batch in _batches(targets, EXTENT_BATCH):
-        items = [for_api(catalog.read_item(dataset.id, item_id)) for item_id in batch]
+        items = [for_api(archive.read_item(dataset.id, item_id)) for item_id in batch]
         api.ensure_collection(collection, items)
         for item in items:
             api.upsert_item(item)

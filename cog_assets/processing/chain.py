@@ -14,16 +14,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cogs, publishing, stac
-from .artifacts import COG_MEDIA_TYPE, cog_key, day_manifest_key, granule_key, item_key, record_key
-from .catalog import StaticCatalog
-from .cmr import CmrClient, CmrError, missing_granule
-from .dataset import DatasetConfig
-from .earthdata import EarthdataDownloader
-from .granules import GranuleRecord
-from .readers import read_granule
-from .stac_api import DuplicateItemError, StacApi, StacApiError
-from .storage import StorageError, StoredObject
+from cog_assets.dataset import DatasetConfig
+from cog_assets.formats import cog as cogs
+from cog_assets.formats.readers import read_granule
+from cog_assets.sources.cmr.client import CmrClient, CmrError, missing_granule
+from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.sources.earthdata import EarthdataDownloader
+from cog_assets.stac import items as stac
+from cog_assets.stac import publishing
+from cog_assets.stac.api import DuplicateItemError, StacApi, StacApiError
+from cog_assets.store.archive import Archive
+from cog_assets.store.layout import (
+    COG_MEDIA_TYPE,
+    cog_key,
+    day_manifest_key,
+    granule_key,
+    item_key,
+    record_key,
+)
+from cog_assets.store.objects import StorageError, StoredObject
 
 STEPS = ("granule", "cog", "stac_item")
 
@@ -35,7 +44,7 @@ class Services:
     dataset: DatasetConfig
     cmr: CmrClient
     earthdata: EarthdataDownloader
-    catalog: StaticCatalog
+    archive: Archive
     stac_api: StacApi
 
 
@@ -66,7 +75,7 @@ def stored_metadata(stored: StoredObject) -> dict[str, Any]:
 
 
 def _stored_record(svc: Services, concept_id: str) -> GranuleRecord:
-    record = svc.catalog.read_record(svc.dataset.id, concept_id)
+    record = svc.archive.read_record(svc.dataset.id, concept_id)
     if record is None:
         raise StorageError(
             f"granule {concept_id} has not been staged; materialize {svc.dataset.id}/granule for "
@@ -78,7 +87,7 @@ def _stored_record(svc: Services, concept_id: str) -> GranuleRecord:
 def stage(svc: Services, record: GranuleRecord, workdir: Path) -> tuple[Path, dict[str, Any]]:
     """Download and verify the granule, store it, then its CMR record (the record last: its
     presence means the file it names is complete)."""
-    ds, storage = svc.dataset.id, svc.catalog.storage
+    ds, storage = svc.dataset.id, svc.archive.storage
     file_name = record.require_file_name()
     path = svc.earthdata.download(record, workdir)
     stored = storage.put_file(path, granule_key(ds, file_name), "application/x-hdf5")
@@ -112,7 +121,7 @@ def convert(
             "the COG is all nodata (valid_fraction 0)"
         )
     key = cog_key(svc.dataset.id, record.item_id)
-    stored = svc.catalog.storage.put_file(destination, key, COG_MEDIA_TYPE)
+    stored = svc.archive.storage.put_file(destination, key, COG_MEDIA_TYPE)
     return destination, stored.uri, {**stored_metadata(stored), **stats, "item_id": record.item_id, "cog_warnings": warnings}
 
 
@@ -127,7 +136,7 @@ def describe(svc: Services, record: GranuleRecord, cog_path: Path, cog_uri: str)
         raise
     except StacApiError as exc:
         decision, unreachable = None, exc
-    stored, payload = svc.catalog.put_item(dataset.id, item)
+    stored, payload = svc.archive.put_item(dataset.id, item)
     if unreachable is not None:  # stored, so the republish job or a retry delivers it
         raise unreachable
     published = publishing.publish_item(api, dataset, payload, decision) if decision else "not configured"
@@ -151,7 +160,7 @@ def publish_if_current(svc: Services, record: GranuleRecord) -> str | None:
     if record.file_name is None:
         return None
     try:
-        stored = svc.catalog.read_item(svc.dataset.id, record.item_id)
+        stored = svc.archive.read_item(svc.dataset.id, record.item_id)
     except StorageError:
         return None
     properties = stored.get("properties", {})
@@ -175,7 +184,7 @@ def process(
     ``skip_current``, a granule whose stored item already has this revision is not redone.
     """
     outcome = GranuleOutcome(concept_id)
-    storage, ds = svc.catalog.storage, svc.dataset.id
+    storage, ds = svc.archive.storage, svc.dataset.id
     workdir = Path(tempfile.mkdtemp(dir=scratch))
     record = found if isinstance(found, GranuleRecord) else None
     try:
@@ -214,7 +223,7 @@ def write_day_manifest(
 ) -> StoredObject:
     """The day's manifest (``<dataset>/days/<day>.json``): each granule CMR lists for the day,
     its revision, what this run did with it and where its objects are."""
-    storage, ds = svc.catalog.storage, svc.dataset.id
+    storage, ds = svc.archive.storage, svc.dataset.id
     entries = []
     for record, outcome in results:
         entry: dict[str, Any] = {

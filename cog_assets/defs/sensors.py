@@ -21,15 +21,15 @@ from dagster import (
     sensor,
 )
 
-from . import publishing
-from .catalog import StaticCatalog
-from .cmr import CmrClient, CmrError
-from .dataset import DatasetConfig
-from .discovery import Harvest, HarvestCursor, harvest
-from .granules import GranuleRecord
-from .partitions import day_of
-from .stac_api import StacApi, StacApiError
-from .storage import StorageError
+from cog_assets.dataset import DatasetConfig
+from cog_assets.defs.partitions import day_of
+from cog_assets.sources.cmr.client import CmrClient, CmrError
+from cog_assets.sources.cmr.harvest import Harvest, HarvestCursor, harvest
+from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.stac import publishing
+from cog_assets.stac.api import StacApi, StacApiError
+from cog_assets.store.archive import Archive
+from cog_assets.store.objects import StorageError
 
 REVISION_TAG = "cog_assets/cmr_revision"
 GRANULES_TAG = "cog_assets/granule_revisions"
@@ -102,7 +102,7 @@ def _withdraw_deleted(
     context: SensorEvaluationContext,
     dataset: DatasetConfig,
     cmr: CmrClient,
-    catalog: StaticCatalog,
+    archive: Archive,
     stac_api: StacApi,
     is_partition: Callable[[list[str]], set[str]],
     since: str,
@@ -126,7 +126,7 @@ def _withdraw_deleted(
         if len(withdrawn) == MAX_WITHDRAWALS_PER_TICK:
             return withdrawn, entry.revision_date  # the rest next tick (the query is inclusive)
         try:
-            removed = publishing.withdraw(catalog, stac_api, dataset, entry)
+            removed = publishing.withdraw(archive, stac_api, dataset, entry)
         except (StacApiError, StorageError) as exc:
             context.log.warning(
                 f"{dataset.id}: granule {entry.concept_id} was deleted from CMR but could not be "
@@ -170,7 +170,7 @@ def build_cmr_sensor(
         ),
     )
     def cmr_sensor(
-        context: SensorEvaluationContext, cmr: CmrClient, catalog: StaticCatalog, stac_api: StacApi
+        context: SensorEvaluationContext, cmr: CmrClient, archive: Archive, stac_api: StacApi
     ) -> SensorResult | SkipReason:
         cursor = HarvestCursor.from_json(context.cursor)
         tick_started = _cmr_time(datetime.now(timezone.utc))
@@ -197,13 +197,13 @@ def build_cmr_sensor(
 
         def is_partition(keys: list[str]) -> set[str]:
             if dataset.by_day:  # ours if we staged it
-                return {k for k in keys if catalog.has_record(dataset.id, k)}
+                return {k for k in keys if archive.has_record(dataset.id, k)}
             if len(keys) > 200:
                 return set(keys) & existing()
             return {k for k in keys if instance.has_dynamic_partition(dataset.partitions_name, k)}
 
         withdrawn, deleted_since = _withdraw_deleted(
-            context, dataset, cmr, catalog, stac_api, is_partition, cursor.deleted_since or tick_started
+            context, dataset, cmr, archive, stac_api, is_partition, cursor.deleted_since or tick_started
         )
         next_cursor = replace(result.cursor, deleted_since=deleted_since)
         if not result.records and not withdrawn:

@@ -16,9 +16,9 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from .cmr import CmrClient
-from .dataset import CmrQuery
-from .granules import GranuleRecord
+from cog_assets.dataset import CmrQuery
+from cog_assets.sources.cmr.client import CmrClient
+from cog_assets.sources.cmr.records import GranuleRecord
 
 CURSOR_VERSION = 1
 

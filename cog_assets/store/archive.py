@@ -1,8 +1,10 @@
-"""The static STAC catalog in storage: the source of truth the STAC API is published from.
+"""The archive: everything the platform keeps under COG_ASSETS_STORAGE, as one resource.
 
-Items and collections are written here first (atomically, see ``storage``) and published to
-the API second, so an API outage never loses an item and the API can always be rebuilt from
-storage. Granules and COGs are written by the chain (``chain.py``); this resource owns the JSON.
+It holds the granule files, the COGs, the CMR records they were made from and the static STAC
+catalog (items, collections, the root catalog): the source of truth the STAC API is published
+from. Items and collections are written here first (atomically, see ``store.objects``) and
+published to the API second, so an API outage never loses an item and the API can always be
+rebuilt from storage. Where each thing lives is ``store.layout``.
 """
 
 import json
@@ -13,8 +15,9 @@ import pystac
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from . import stac
-from .artifacts import (
+from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.stac import items as stac
+from cog_assets.store.layout import (
     CATALOG_KEY,
     cog_key,
     collection_key,
@@ -23,16 +26,15 @@ from .artifacts import (
     item_key,
     record_key,
 )
-from .granules import GranuleRecord
-from .storage import Storage, StorageError, StoredObject, open_storage
+from cog_assets.store.objects import Storage, StorageError, StoredObject, open_storage
 
 
 def _dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, indent=1, sort_keys=True).encode()
 
 
-class StaticCatalog(ConfigurableResource):
-    """Reads and writes the STAC JSON under COG_ASSETS_STORAGE."""
+class Archive(ConfigurableResource):
+    """Reads and writes the platform's objects under COG_ASSETS_STORAGE."""
 
     storage_url: str = Field(description="file:///abs/dir or s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(default=None, description="AWS_ENDPOINT_URL")

@@ -14,7 +14,7 @@ Storage layout under COG_ASSETS_STORAGE (a static STAC catalog that pystac can w
 
 from __future__ import annotations
 
-from .storage import storage_key
+from cog_assets.store.objects import storage_key
 
 CATALOG_KEY = "catalog.json"
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"

@@ -1,0 +1,48 @@
+"""Resources configured from the environment (README, "Configuration").
+
+Secrets are passed as ``EnvVar`` so their values never appear in run config, the UI or logs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dagster import EnvVar
+
+from cog_assets.sources.cmr.client import DEFAULT_CMR_URL, CmrClient
+from cog_assets.sources.earthdata import EARTHDATA_HOST_SUFFIXES, EarthdataDownloader
+from cog_assets.stac.api import StacApi
+from cog_assets.store.archive import Archive
+
+
+def default_storage_url() -> str:
+    """A local folder beside where the platform was started: ./cog_assets_data."""
+    return (Path.cwd() / "cog_assets_data").resolve().as_uri()
+
+
+def _secret(name: str) -> EnvVar | None:
+    return EnvVar(name) if os.environ.get(name) else None
+
+
+def resources_from_env() -> dict[str, Any]:
+    """Resources configured from COG_ASSETS_*, EARTHDATA_TOKEN and the AWS variables."""
+    extra_hosts = [h.strip() for h in os.environ.get("COG_ASSETS_EARTHDATA_HOSTS", "").split(",")]
+    storage = {
+        "storage_url": os.environ.get("COG_ASSETS_STORAGE") or default_storage_url(),
+        "s3_endpoint_url": os.environ.get("AWS_ENDPOINT_URL") or None,
+        "s3_region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+    }
+    return {
+        "cmr": CmrClient(base_url=os.environ.get("COG_ASSETS_CMR_URL") or DEFAULT_CMR_URL),
+        "earthdata": EarthdataDownloader(
+            token=_secret("EARTHDATA_TOKEN"),
+            token_hosts=[*EARTHDATA_HOST_SUFFIXES, *filter(None, extra_hosts)],
+        ),
+        "archive": Archive(**storage),
+        "stac_api": StacApi(
+            url=os.environ.get("COG_ASSETS_STAC_API_URL") or None,
+            token=_secret("COG_ASSETS_STAC_API_TOKEN"),
+        ),
+    }

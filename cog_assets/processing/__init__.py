@@ -1,0 +1,1 @@
+"""The per-granule work as plain functions: stage, convert, describe; no Dagster here."""

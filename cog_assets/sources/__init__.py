@@ -1,0 +1,1 @@
+"""Discovery sources: where granules are found (CMR) and how their files are fetched (Earthdata)."""

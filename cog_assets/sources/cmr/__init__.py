@@ -1,0 +1,1 @@
+"""NASA's Common Metadata Repository: the search client, the granule record model, incremental harvest."""

@@ -1,0 +1,1 @@
+"""STAC: items and collections (pystac), the STAC API client, publishing and reconciliation."""
