@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test server 
 from cog_assets.defs.assets import build_dataset_assets
 from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.dataset import PartitioningConfig, load_datasets
-from cog_assets.defs.sensors import build_cmr_sensor
+from cog_assets_tests.helpers import sensor_for
 from cog_assets_tests.cmr_server import FakeCmr
 from cog_assets_tests.helpers import SensorHarness, add_omi_days, imerg_file_name, is_idle
 
@@ -50,7 +50,7 @@ def main() -> None:
     first = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - step * args.granules - timedelta(days=7)
     dataset = dataset.model_copy(update={"cmr": dataset.cmr.model_copy(update={"temporal_start": first})})
     built = build_dataset_assets(dataset)
-    sensor_def = build_cmr_sensor(dataset, built.partitions_def, built.granule_chain, built.stac_collection.key)
+    sensor_def = sensor_for(dataset)
 
     with FakeCmr() as cmr, DagsterInstance.local_temp() as instance:
         if args.dataset == "omdoao3e":

@@ -136,14 +136,22 @@ class StacCollectionConfig(_Strict):
 
 
 class SensorPolicy(_Strict):
-    """How the CMR sensor paces itself."""
+    """How the CMR sensor paces itself. Every granule CMR publishes or revises after the sensor
+    is first switched on is processed automatically, whatever its data date."""
 
     minimum_interval_seconds: int = Field(default=300, ge=30)
     auto_run_days: float = Field(
         default=7.0,
         ge=0,
-        description="granules whose data ends within this many days are materialized "
-        "automatically; older ones are only registered, for backfills from the UI",
+        description="also process granules published before the sensor was switched on when "
+        "their data ends within this many days (the rest of the history is registered for "
+        "backfills from the UI)",
+    )
+    lookback_minutes: float = Field(
+        default=120.0,
+        ge=60,
+        description="each tick re-reads CMR revisions this far behind the previous read: CMR "
+        "indexes asynchronously, so a record can become searchable after later ones",
     )
     max_granules_per_tick: int = Field(default=50_000, ge=1)
     max_seconds_per_tick: float = Field(default=20.0, gt=0, le=45)

@@ -10,10 +10,8 @@ from typing import Any
 from dagster import Definitions, in_process_executor
 
 from cog_assets.dataset import DATASETS_DIR, load_datasets
-from cog_assets.defs.assets import build_dataset_assets
-from cog_assets.defs.maintenance import build_reconciliation_check, build_republish_job
+from cog_assets.defs.build import build_dataset
 from cog_assets.defs.resources import resources_from_env
-from cog_assets.defs.sensors import build_cmr_sensor
 
 
 def build_definitions(
@@ -21,15 +19,11 @@ def build_definitions(
 ) -> Definitions:
     assets, sensors, checks, jobs = [], [], [], []
     for dataset in load_datasets(datasets_dir):
-        built = build_dataset_assets(dataset)
-        assets += built.all
-        checks.append(build_reconciliation_check(dataset, built.stac_collection.key))
-        jobs.append(build_republish_job(dataset))
-        sensors.append(
-            build_cmr_sensor(
-                dataset, built.partitions_def, built.granule_chain, built.stac_collection.key
-            )
-        )
+        built = build_dataset(dataset)
+        assets += built.assets.all
+        checks += built.checks
+        jobs += built.jobs
+        sensors.append(built.sensor)
     return Definitions(
         # one step per run does the work (the granule chain): a second process per step would
         # only add start-up time to every run

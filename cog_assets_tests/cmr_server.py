@@ -16,6 +16,7 @@ import json
 import threading
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,6 +49,22 @@ def cmr_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + (
         f"{value.microsecond // 1000:03d}Z"
     )
+
+
+def mixed_time(value: datetime, salt: str) -> str:
+    """A revision date in one of the forms real CMR mixes within a single response:
+    ``…T18:51:39.123Z``, ``…T18:51:39+0000`` and ``…T18:51:39Z`` (the last two drop the
+    milliseconds, as CMR does)."""
+    value = value.astimezone(timezone.utc)
+    form = zlib.crc32(salt.encode()) % 3
+    if form == 0:
+        return cmr_time(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + ("+0000" if form == 1 else "Z")
+
+
+def collection_id_of(short_name: str, version: str, provider: str) -> str:
+    """A stable collection concept-id per (short name, version, provider)."""
+    return f"C{1_000_000_000 + zlib.crc32(f'{short_name}.{version}'.encode()) % 999_999_999}-{provider}"
 
 
 def _parse_time(value: str) -> datetime:
@@ -84,9 +101,21 @@ class Granule:
     omit_data_url: bool = False
 
     @property
-    def sort_key(self) -> tuple[int, int]:
+    def number(self) -> int:
         digits = self.concept_id[1:].split("-")[0]
-        return (int(self.revision_date.timestamp() * 1000), int(digits) if digits.isdigit() else 0)
+        return int(digits) if digits.isdigit() else 0
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        return (int(self.revision_date.timestamp() * 1000), self.number)
+
+    @property
+    def start_key(self) -> tuple[int, int]:
+        return (int(self.begin.timestamp() * 1000), self.number)
+
+    @property
+    def collection_id(self) -> str:
+        return collection_id_of(self.short_name, self.version, self.provider)
 
 
 class FakeCmr:
@@ -97,6 +126,9 @@ class FakeCmr:
         self._granules: dict[str, Granule] = {}
         self._order: list[tuple[tuple[int, int], str]] = []
         self._deleted: list[dict[str, Any]] = []
+        self._unindexed: set[str] = set()  # added, but not searchable yet (late indexing)
+        self._collections: set[tuple[str, str, str]] = set()
+        self._start_order: tuple[int, list[tuple[tuple[int, int], str]]] = (-1, [])
         self._files: dict[str, bytes] = {}
         self._search_faults: deque[Fault] = deque()
         self._data_faults: dict[str, deque[Fault]] = {}
@@ -152,14 +184,17 @@ class FakeCmr:
             **spec,
         )
 
-    def add_granule(self, *, content: bytes | None = None, **spec: Any) -> Granule:
+    def add_granule(self, *, content: bytes | None = None, indexed: bool = True, **spec: Any) -> Granule:
         """Add a granule (revision 1); ``content`` makes its file downloadable.
 
         Takes Granule's fields (short_name, version, file_name, begin, end, ...), plus
-        optional provider, concept_number and revision_date.
+        optional provider, concept_number and revision_date. ``indexed=False`` keeps it out of
+        searches, with its revision date, until :meth:`index` (CMR indexes asynchronously).
         """
         with self._lock:
             granule = self._new_granule(spec)
+            if not indexed:
+                self._unindexed.add(granule.concept_id)
             if content is not None:
                 granule.size_bytes = len(content)
                 granule.md5 = hashlib.md5(content).hexdigest()
@@ -167,17 +202,28 @@ class FakeCmr:
             self._put(granule)
             return granule
 
-    def add_many(self, granules: list[dict[str, Any]]) -> None:
-        """Bulk add with the same arguments as add_granule (no file content), for scale tests."""
+    def add_many(self, granules: list[dict[str, Any]], published_ago: timedelta = timedelta(days=1)) -> None:
+        """Bulk add with the same arguments as add_granule (no file content): a history CMR
+        published ``published_ago`` (revision dates a millisecond apart from then on)."""
         with self._lock:
-            for spec in granules:
-                granule = self._new_granule(dict(spec))
+            first = datetime.now(timezone.utc) - published_ago
+            for n, spec in enumerate(granules):
+                spec = {"revision_date": first + timedelta(milliseconds=n), **spec}
+                granule = self._new_granule(spec)
+                self._collections.add((granule.short_name, granule.version, granule.provider))
                 self._granules[granule.concept_id] = granule
                 self._order.append((granule.sort_key, granule.concept_id))
             self._order.sort()
             self._version += 1
 
+    def index(self, concept_id: str) -> None:
+        """Make a late-indexed granule searchable (its revision date stays the older one)."""
+        with self._lock:
+            self._unindexed.discard(concept_id)
+            self._version += 1
+
     def _put(self, granule: Granule) -> None:
+        self._collections.add((granule.short_name, granule.version, granule.provider))
         self._version += 1
         old = self._granules.get(granule.concept_id)
         if old is not None:
@@ -209,11 +255,12 @@ class FakeCmr:
             self._version += 1
             index = bisect.bisect_left(self._order, (granule.sort_key, granule.concept_id))
             del self._order[index]
+            self._unindexed.discard(concept_id)
             self._deleted.append(
                 {
                     "concept-id": concept_id,
-                    "revision-date": cmr_time(self._next_revision_date()),
-                    "parent-collection-id": f"C1000000000-{granule.provider}",
+                    "revision-date": mixed_time(self._next_revision_date(), concept_id),
+                    "parent-collection-id": granule.collection_id,
                     "granule-ur": f"{granule.short_name}.{granule.version}:{granule.file_name}",
                     "provider": granule.provider,
                 }
@@ -266,8 +313,9 @@ class FakeCmr:
         if not 0 <= page_size <= MAX_PAGE_SIZE:
             return 400, {}, {"errors": ["page_size must be a number between 0 and 2000"]}
         sort = values.get("sort_key[]", ["revision_date"])
-        if sort not in (["revision_date"], ["+revision_date"]):
-            return 400, {}, {"errors": [f"This fake only sorts by revision_date, not {sort}."]}
+        if sort not in (["revision_date"], ["+revision_date"], ["start_date"], ["+start_date"]):
+            return 400, {}, {"errors": [f"This fake only sorts by revision_date or start_date, not {sort}."]}
+        by_start = sort[0].lstrip("+") == "start_date"
         try:
             temporal = [_range(v) for v in values.get("temporal[]", [])]
             revision = [_range(v) for v in values.get("revision_date[]", [])]
@@ -290,6 +338,8 @@ class FakeCmr:
                 return 400, {}, {"errors": [f"Invalid CMR-Search-After header value: {search_after}"]}
 
         def matches(g: Granule) -> bool:
+            if g.concept_id in self._unindexed:
+                return False
             if "short_name" in values and g.short_name not in values["short_name"]:
                 return False
             if "version" in values and g.version not in values["version"]:
@@ -312,20 +362,22 @@ class FakeCmr:
             return True
 
         with self._lock:
+            order = self._by_start() if by_start else self._order
+            sort_of = (lambda g: g.start_key) if by_start else (lambda g: g.sort_key)
             if after is not None:
-                start_index = bisect.bisect_right(self._order, (after, "\uffff"))
-            elif revision and revision[0][0] is not None:
+                start_index = bisect.bisect_right(order, (after, "\uffff"))
+            elif not by_start and revision and revision[0][0] is not None:
                 key = (int(revision[0][0].timestamp() * 1000), 0)
-                start_index = bisect.bisect_left(self._order, (key, ""))
+                start_index = bisect.bisect_left(order, (key, ""))
             else:
                 start_index = 0
             if concept_ids:
                 candidates = sorted(
-                    (self._granules[c].sort_key, c) for c in concept_ids if c in self._granules
+                    (sort_of(self._granules[c]), c) for c in concept_ids if c in self._granules
                 )
                 candidates = [c for c in candidates if after is None or c[0] > after]
             else:
-                candidates = self._order[start_index:]
+                candidates = order[start_index:]
             page: list[Granule] = []
             for _, concept_id in candidates:
                 granule = self._granules[concept_id]
@@ -342,23 +394,53 @@ class FakeCmr:
             items = [self._umm_item(g) for g in page]
         headers = {"CMR-Hits": str(hits)}
         if page:
-            last = page[-1]
+            last = sort_of(page[-1])
             headers["CMR-Search-After"] = json.dumps(
-                [last.provider.lower(), last.sort_key[0], last.sort_key[1]], separators=(",", ":")
+                [page[-1].provider.lower(), last[0], last[1]], separators=(",", ":")
             )
         return 200, headers, {"hits": hits, "took": 3, "items": items}
 
-    def deleted_granules(self, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    def _by_start(self) -> list[tuple[tuple[int, int], str]]:
+        """The catalogue in start-date order (rebuilt when it changed; caller holds the lock)."""
+        if self._start_order[0] != self._version:
+            order = sorted((g.start_key, c) for c, g in self._granules.items())
+            self._start_order = (self._version, order)
+        return self._start_order[1]
+
+    def deleted_granules(self, params: list[tuple[str, str]]) -> tuple[int, Any]:
+        """Like CMR's: provider-wide unless ``parent_collection_id`` is given; ``revision_date``
+        is required and at most one year back."""
         values = dict(params)
         since = values.get("revision_date")
-        provider = values.get("provider")
+        if not since:
+            return 400, {"errors": ["One revision date is required for deleted granules search."]}
+        try:
+            since_time = _parse_time(since)
+        except ValueError:
+            return 400, {"errors": [f"[{since}] is not a valid datetime"]}
+        if since_time < datetime.now(timezone.utc) - timedelta(days=366):
+            return 400, {"errors": ["Revision date must be within one year of today."]}
+        provider, collection = values.get("provider"), values.get("parent_collection_id")
         with self._lock:
-            return [
-                d
+            return 200, [
+                {k: v for k, v in d.items() if k != "provider"} | {"provider-id": d["provider"]}
                 for d in self._deleted
-                if (not since or _parse_time(d["revision-date"]) >= _parse_time(since))
+                if _parse_time(d["revision-date"]) >= since_time
                 and (not provider or d["provider"] == provider)
+                and (not collection or d["parent-collection-id"] == collection)
             ]
+
+    def collections(self, params: list[tuple[str, str]]) -> dict[str, Any]:
+        """``collections.umm_json`` by short_name, version, provider (meta only)."""
+        values = dict(params)
+        with self._lock:
+            found = sorted(
+                c for c in self._collections
+                if all(values.get(k) in (None, v) for k, v in zip(("short_name", "version", "provider"), c))
+            )
+        items = [{"meta": {"concept-id": collection_id_of(*c), "provider-id": c[2], "concept-type": "collection"},
+                  "umm": {"ShortName": c[0], "Version": c[1]}} for c in found]
+        return {"hits": len(items), "took": 2, "items": items}
 
     def _umm_item(self, g: Granule) -> dict[str, Any]:
         """A UMM-G 1.6.5 item shaped like GES DISC's (see the GPM fixture)."""
@@ -401,10 +483,10 @@ class FakeCmr:
                 "concept-id": g.concept_id,
                 "revision-id": g.revision_id,
                 "native-id": f"{g.short_name}.{g.version}:{g.file_name}",
-                "collection-concept-id": f"C1000000000-{g.provider}",
+                "collection-concept-id": g.collection_id,
                 "provider-id": g.provider,
                 "format": "application/vnd.nasa.cmr.umm+json",
-                "revision-date": cmr_time(g.revision_date),
+                "revision-date": mixed_time(g.revision_date, f"{g.concept_id}:{g.revision_id}"),
             },
             "umm": {
                 "TemporalExtent": {
@@ -512,7 +594,13 @@ def _handler_for(server: FakeCmr) -> type[BaseHTTPRequestHandler]:
             if parts.path == "/search/granules.umm_json":
                 self._search(params)
             elif parts.path == "/search/deleted-granules.json":
-                self._json(200, server.deleted_granules(params))
+                fault = server._take_search_fault()
+                if fault is not None and fault.status != 200:
+                    self._json(fault.status, {"errors": [f"injected fault {fault.status}"]})
+                    return
+                self._json(*server.deleted_granules(params))
+            elif parts.path == "/search/collections.umm_json":
+                self._json(200, server.collections(params))
             elif parts.path.startswith("/data/"):
                 self._data(unquote(parts.path[len("/data/") :]), params)
             elif parts.path.startswith("/redirect/"):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-
-import tempfile
 from pathlib import Path
 
 from dagster import (
@@ -19,12 +19,14 @@ from dagster import (
     materialize,
 )
 
-from cog_assets.defs.assets import build_dataset_assets
-from cog_assets.store.archive import Archive
-from cog_assets.sources.cmr.client import CmrClient
-from cog_assets.defs.maintenance import build_reconciliation_check, build_republish_job
 from cog_assets.dataset import DatasetConfig
+from cog_assets.defs.build import build_dataset
+from cog_assets.defs.maintenance import IN_SYNC_CHECK
+from cog_assets.defs.partitions import ByGranule
+from cog_assets.sources.cmr.client import CmrClient
+from cog_assets.sources.cmr.records import CONCEPT_ID
 from cog_assets.stac.api import StacApi
+from cog_assets.store.archive import Archive
 
 from .cmr_server import FakeCmr
 from .services import S3Server
@@ -65,6 +67,24 @@ def add_omi_days(cmr: FakeCmr, dataset: DatasetConfig, first: datetime, days: in
     )
 
 
+def partition_of(granule) -> str:
+    """A test CMR granule's partition key when partitioned by granule: ``<YYYY-MM-DD>_<concept-id>``."""
+    return f"{granule.begin.astimezone(timezone.utc):%Y-%m-%d}_{granule.concept_id}"
+
+
+def stored_cog(root: Path, dataset_id: str, item_id: str) -> Path:
+    """The local COG a stored item points at."""
+    item = json.loads((root / dataset_id / "items" / f"{item_id}.json").read_text())
+    return Path(item["assets"]["cog_default"]["href"][len("file://"):])
+
+
+def sensor_for(dataset: DatasetConfig, **policy):
+    """The dataset's CMR sensor, with sensor-policy overrides."""
+    if policy:
+        dataset = dataset.model_copy(update={"sensor": dataset.sensor.model_copy(update=policy)})
+    return build_dataset(dataset).sensor
+
+
 @dataclass
 class SensorHarness:
     """Ticks a sensor like the daemon does: cursor carried, partition requests applied."""
@@ -75,7 +95,8 @@ class SensorHarness:
     cursor: str | None = None
     page_size: int = 2000
     storage_url: str | None = None
-    stac_api_url: str | None = None
+    stac_api_url: str | None = None  # kept for callers; the sensor itself never calls the API
+    s3: "S3Server | None" = None
     added: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
 
@@ -85,12 +106,15 @@ class SensorHarness:
 
     def tick(self) -> SensorResult | SkipReason:
         assert self.storage_url is not None
-        storage_url = self.storage_url
+        archive = Archive(
+            storage_url=self.storage_url,
+            s3_endpoint_url=self.s3.endpoint if self.s3 is not None else None,
+            s3_region="us-east-1" if self.s3 is not None else None,
+        )
         context = build_sensor_context(
             instance=self.instance, cursor=self.cursor, resources={
                 "cmr": CmrClient(base_url=self.cmr_url, backoff_seconds=0.01, page_size=self.page_size),
-                "archive": Archive(storage_url=storage_url),
-                "stac_api": StacApi(url=self.stac_api_url, backoff_seconds=0.01, max_attempts=2),
+                "archive": archive,
             },
         )
         result = self.sensor_def(context)
@@ -148,13 +172,27 @@ def chain_resources(
 
 
 class Platform:
-    """The chain's assets, resources and instance for one dataset, as a test drives them."""
+    """One dataset's definitions, resources and instance, as a test drives them."""
 
-    def __init__(self, dataset, cmr, storage_url, instance, s3=None, stac_api_url=None, s3_max_attempts=5):
+    def __init__(self, dataset, cmr, storage_url, instance, s3=None, stac_api_url=None, s3_max_attempts=5, **policy):
+        if policy:
+            dataset = dataset.model_copy(update={"sensor": dataset.sensor.model_copy(update=policy)})
         self.dataset, self.cmr, self.instance = dataset, cmr, instance
         self.s3_max_attempts = s3_max_attempts
-        self.built = build_dataset_assets(dataset)
+        self.defs = build_dataset(dataset)
+        self.built = self.defs.assets
         self.storage_url, self.s3, self.stac_api_url = storage_url, s3, stac_api_url
+        self.harness = SensorHarness(self.defs.sensor, cmr.url, instance, storage_url=storage_url, s3=s3)
+
+    def key(self, partition: str) -> str:
+        """A partition key; a bare concept-id of the test CMR becomes its date-first key."""
+        if self.dataset.by_day or not CONCEPT_ID.match(partition):
+            return partition
+        return ByGranule.key_for(self._record(partition))
+
+    def _record(self, concept_id: str):
+        granule = self.cmr.granule(concept_id)
+        return type("R", (), {"begin": granule.begin, "end": granule.end, "concept_id": concept_id})
 
     def resources(self, **overrides):
         return chain_resources(
@@ -163,12 +201,12 @@ class Platform:
         ) | {k: v for k, v in overrides.items() if k != "stac_api_url"}
 
     def run(self, partition: str, selection=None, tags=None, **overrides):
-        """Materialize one partition (a concept-id, or a day when the dataset is by day)."""
-        if not self.dataset.by_day:
+        """Materialize one partition (a concept-id or granule key, or a day when by day)."""
+        partition = self.key(partition)
+        if not self.dataset.by_day and not self.instance.has_dynamic_partition(self.dataset.partitions_name, partition):
             self.instance.add_dynamic_partitions(self.dataset.partitions_name, [partition])
-        built = self.built
         return materialize(
-            [built.chain],
+            [self.built.chain],
             selection=selection,
             partition_key=partition,
             resources=self.resources(**overrides),
@@ -179,7 +217,7 @@ class Platform:
 
     def run_range(self, first: str, last: str, tags=None):
         """One run over a range of partitions, as a backfill's ranged run (keys already exist)."""
-        range_tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+        range_tags = {"dagster/asset_partition_range_start": self.key(first), "dagster/asset_partition_range_end": self.key(last)}
         return materialize(
             [self.built.chain],
             resources=self.resources(),
@@ -188,27 +226,55 @@ class Platform:
             raise_on_error=False,
         )
 
+    def tick(self):
+        """One sensor tick, its partition requests applied (runs are not executed: see execute)."""
+        return self.harness.tick()
+
+    def execute(self, result) -> list:
+        """Execute a tick's run requests in process, as the daemon would launch them."""
+        if not isinstance(result, SensorResult):
+            return []
+        outcomes = []
+        for request in result.run_requests or []:
+            tags = dict(request.tags or {})
+            if request.job_name == self.defs.withdraw_job.name:
+                outcomes.append(self.defs.withdraw_job.execute_in_process(
+                    run_config=request.run_config, resources=self.resources(), instance=self.instance, raise_on_error=False,
+                ))
+            elif request.job_name == self.defs.collection_job.name:
+                outcomes.append(materialize([self.built.stac_collection], resources=self.resources(), instance=self.instance))
+            else:
+                outcomes.append(materialize(
+                    [self.built.chain], partition_key=request.partition_key, resources=self.resources(),
+                    instance=self.instance, tags=tags, raise_on_error=False,
+                ))
+        return outcomes
+
+    def tick_and_execute(self) -> tuple:
+        result = self.tick()
+        return result, self.execute(result)
+
     def metadata(self, partition: str, step: str = "stac_item") -> dict:
         """The latest materialization's metadata of one of the chain's assets (must be ``partition``'s)."""
         event = self.instance.get_latest_materialization_event(AssetKey([self.dataset.id, step]))
-        assert event.dagster_event.partition == partition
+        assert event.dagster_event.partition == self.key(partition)
         return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
     def archive(self) -> Archive:
         return self.resources()["archive"]
 
-    def check(self):
-        check = build_reconciliation_check(self.dataset, self.built.stac_collection.key)
+    def check(self, name: str = IN_SYNC_CHECK):
+        checks = self.defs.checks
         result = materialize(
-            [self.built.stac_collection, check],
-            selection=AssetSelection.checks(check),
+            [self.built.stac_collection, *checks],
+            selection=AssetSelection.checks(*checks),
             resources=self.resources(),
             instance=self.instance,
         )
-        return result.get_asset_check_evaluations()[0]
+        return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
 
     def republish(self, **config):
-        job = build_republish_job(self.dataset)
+        job = self.defs.republish_job
         op = f"{self.dataset.id}_republish_items"
         return job.execute_in_process(
             run_config={"ops": {op: {"config": config}}}, resources=self.resources(), instance=self.instance

@@ -14,10 +14,11 @@ from affine import Affine
 from dagster import AssetKey, materialize
 
 from cog_assets.defs.assets import build_dataset_assets
+from cog_assets.store.layout import granule_key
 
 from .cmr_server import FakeCmr
 from .granule_files import SyntheticGranule, make_imerg_granule, make_omi_granule, omi_values
-from .helpers import Platform, add_omi_granule, chain_resources, failure_messages, imerg_file_name
+from .helpers import Platform, add_omi_granule, chain_resources, failure_messages, imerg_file_name, stored_cog
 
 OMI_DAY = datetime(2012, 1, 1, tzinfo=timezone.utc)
 IMERG_START = datetime(2024, 6, 1, 12, 30, tzinfo=timezone.utc)
@@ -44,7 +45,7 @@ def _root(url: str) -> Path:
 
 def _latest_metadata(instance, key: list[str], partition: str) -> dict:
     event = instance.get_latest_materialization_event(AssetKey(key))
-    assert event.dagster_event.partition == partition
+    assert event.dagster_event.partition in (partition, f"{OMI_DAY:%Y-%m-%d}_{partition}")
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
@@ -57,13 +58,16 @@ def test_omi_chain_on_local_folder(fake_cmr, datasets, instance, local_storage_u
     root = _root(local_storage_url)
     item_id = granule.file_name[: -len(".he5")]
 
-    stored = root / "omdoao3e" / "granules" / granule.file_name
+    stored = root / granule_key("omdoao3e", granule.concept_id, 1, granule.file_name)
     assert stored.read_bytes() == synthetic.content
-    for name, key in [("granule", f"granules/{granule.file_name}"), ("cog", f"cogs/{item_id}.tif"), ("stac_item", f"items/{item_id}.json")]:
+    cog = stored_cog(root, "omdoao3e", item_id)
+    for name, path in [("granule", stored), ("cog", cog), ("stac_item", root / "omdoao3e" / "items" / f"{item_id}.json")]:
         metadata = _latest_metadata(instance, ["omdoao3e", name], granule.concept_id)
-        assert metadata["uri"] == (root / "omdoao3e" / key).as_uri()
-        assert metadata["size_bytes"] == (root / "omdoao3e" / key).stat().st_size
+        assert metadata["uri"] == path.as_uri()
+        assert metadata["size_bytes"] == path.stat().st_size
         assert len(metadata["sha256"]) == 64
+    assert cog.parent == root / "omdoao3e" / "cogs" / granule.concept_id / "r1"
+    assert cog.name == f"{item_id}.{_latest_metadata(instance, ['omdoao3e', 'cog'], granule.concept_id)['sha256'][:12]}.tif"
 
     cog_meta = _latest_metadata(instance, ["omdoao3e", "cog"], granule.concept_id)
     assert 0.85 < cog_meta["valid_fraction"] < 0.95
@@ -80,7 +84,7 @@ def test_omi_chain_on_local_folder(fake_cmr, datasets, instance, local_storage_u
     assert item.properties["cmr:concept_id"] == granule.concept_id and item.properties["cmr:revision_id"] == 1
     asset = item.assets["cog_default"]
     assert asset.media_type == "image/tiff; application=geotiff; profile=cloud-optimized"
-    assert asset.href == (root / "omdoao3e" / "cogs" / f"{item_id}.tif").as_uri()
+    assert asset.href == cog.as_uri()
     assert asset.extra_fields["file:size"] == cog_meta["size_bytes"]
     assert asset.extra_fields["file:checksum"] == "1220" + cog_meta["sha256"]
     assert item.properties["proj:code"] == "EPSG:4326"
@@ -112,7 +116,7 @@ def test_omi_cog_fidelity(fake_cmr, datasets, instance, local_storage_url):
     synthetic = make_omi_granule(values)
     granule = _add_omi(fake_cmr, synthetic)
     assert _run(datasets["omdoao3e"], fake_cmr, local_storage_url, instance, granule.concept_id).success
-    cog = _root(local_storage_url) / "omdoao3e" / "cogs" / f"{granule.file_name[:-4]}.tif"
+    cog = stored_cog(_root(local_storage_url), "omdoao3e", granule.file_name[:-4])
     _assert_fidelity(
         cog, values[::-1], synthetic.fill, Affine(0.25, 0, -180, 0, -0.25, 90),
         [((-105.125, 40.125), np.float32(432.125)), ((-179.875, -89.875), values[0, 0])],
@@ -133,10 +137,13 @@ def test_imerg_chain_and_fidelity_on_s3(fake_cmr, datasets, instance, seaweedfs,
     client = seaweedfs.client()
     item_id = granule.file_name[: -len(".HDF5")]
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+    cog_key = next(k for k in keys if "/cogs/" in k)
+    assert cog_key.startswith(f"{prefix}/gpm_3imerghh/cogs/{granule.concept_id}/r1/{item_id}.")
     assert keys == {
-        f"{prefix}/gpm_3imerghh/granules/{granule.file_name}",
+        f"{prefix}/gpm_3imerghh/granules/{granule.concept_id}/r1/{granule.file_name}",
+        f"{prefix}/gpm_3imerghh/granules/{granule.concept_id}/r1/record.json",
         f"{prefix}/gpm_3imerghh/cmr/{granule.concept_id}.json",
-        f"{prefix}/gpm_3imerghh/cogs/{item_id}.tif",
+        cog_key,
         f"{prefix}/gpm_3imerghh/items/{item_id}.json",
         f"{prefix}/gpm_3imerghh/days/2024-06-01.json",
     }
@@ -146,12 +153,12 @@ def test_imerg_chain_and_fidelity_on_s3(fake_cmr, datasets, instance, seaweedfs,
     manifest = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/gpm_3imerghh/days/2024-06-01.json")["Body"].read())
     assert [g["concept_id"] for g in manifest["granules"]] == [granule.concept_id]
     cog_uri = manifest["granules"][0]["objects"]["cog"]
-    assert cog_uri == f"s3://{bucket}/{prefix}/gpm_3imerghh/cogs/{item_id}.tif"
+    assert cog_uri == f"s3://{bucket}/{cog_key}"
     item = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/gpm_3imerghh/items/{item_id}.json")["Body"].read())
     assert item["assets"]["cog_default"]["href"] == cog_uri
     assert item["properties"]["start_datetime"] == "2024-06-01T12:30:00Z"
     local = Path(__import__("tempfile").mkdtemp()) / "c.tif"
-    client.download_file(bucket, f"{prefix}/gpm_3imerghh/cogs/{item_id}.tif", str(local))
+    client.download_file(bucket, cog_key, str(local))
     expected = values[0].T[::-1]
     _assert_fidelity(
         local, expected, synthetic.fill, Affine(0.1, 0, -180, 0, -0.1, 90),
@@ -184,6 +191,6 @@ def test_rerun_of_same_revision_converges_to_identical_outputs(fake_cmr, dataset
     root = _root(local_storage_url) / "omdoao3e"
     item_id = granule.file_name[:-4]
     assert _run(dataset, fake_cmr, local_storage_url, instance, granule.concept_id).success
-    first = {p: (root / p).read_bytes() for p in (f"items/{item_id}.json", f"cogs/{item_id}.tif")}
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert _run(dataset, fake_cmr, local_storage_url, instance, granule.concept_id).success
-    assert {p: (root / p).read_bytes() for p in first} == first
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before

@@ -14,7 +14,7 @@ from dagster import AssetKey, DeleteDynamicPartitionsRequest, SensorResult
 
 from cog_assets.defs.assets import REPROCESS_TAG
 from cog_assets.dataset import DatasetConfig, DatasetConfigError, PartitioningConfig, load_dataset
-from cog_assets.defs.sensors import build_cmr_sensor
+from .helpers import sensor_for
 
 from .cmr_server import FakeCmr
 from .granule_files import make_omi_granule
@@ -130,8 +130,7 @@ def test_sensor_requests_day_runs_and_registers_nothing(fake_cmr, omi_by_day, in
     _add_day(fake_cmr, today - timedelta(days=1), content)
     _add_day(fake_cmr, today, content, count=1)
     platform = Platform(omi_by_day, fake_cmr, local_storage_url, instance)
-    built = platform.built
-    sensor = build_cmr_sensor(omi_by_day, built.partitions_def, built.granule_chain, built.stac_collection.key)
+    sensor = sensor_for(omi_by_day)
     harness = SensorHarness(sensor, fake_cmr.url, instance, storage_url=local_storage_url)
 
     first = harness.tick()

@@ -15,7 +15,7 @@ from pystac_client import Client
 
 from cog_assets.dataset import DuplicatePolicy
 from cog_assets.defs.maintenance import IN_SYNC_CHECK
-from cog_assets.defs.sensors import build_cmr_sensor
+from .helpers import sensor_for
 from cog_assets.store.objects import sha256_of
 
 from .cmr_server import FakeCmr
@@ -145,7 +145,7 @@ def test_reconciliation_finds_a_missing_item_and_republish_restores_it(
 
 def test_revision_and_deletion_through_the_sensor(fake_cmr, omi, instance, local_storage_url, stac_api_url):
     platform = Platform(omi, fake_cmr, local_storage_url, instance, stac_api_url=stac_api_url)
-    sensor = build_cmr_sensor(omi, platform.built.partitions_def, platform.built.granule_chain, platform.built.stac_collection.key)
+    sensor = sensor_for(omi)
     harness = SensorHarness(sensor, fake_cmr.url, instance, storage_url=local_storage_url, stac_api_url=stac_api_url)
     day = (now_utc() - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
     granule = _add_day(fake_cmr, day, seed=1)
@@ -190,7 +190,7 @@ def test_revision_and_deletion_through_the_sensor(fake_cmr, omi, instance, local
 
 def test_deletion_waits_for_an_unreachable_api(fake_cmr, omi, instance, local_storage_url, stac_api_url):
     platform = Platform(omi, fake_cmr, local_storage_url, instance, stac_api_url=stac_api_url)
-    sensor = build_cmr_sensor(omi, platform.built.partitions_def, platform.built.granule_chain, platform.built.stac_collection.key)
+    sensor = sensor_for(omi)
     harness = SensorHarness(sensor, fake_cmr.url, instance, storage_url=local_storage_url, stac_api_url=stac_api_url)
     granule = _add_day(fake_cmr, FIRST_DAY)
     harness.tick()

@@ -7,19 +7,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagster import SensorResult
 
-from cog_assets.defs.assets import build_dataset_assets
 from cog_assets.sources.cmr.client import CmrError
-from cog_assets.dataset import DatasetConfig, SensorPolicy
-from cog_assets.defs.sensors import REVISION_TAG, build_cmr_sensor
+from cog_assets.dataset import DatasetConfig
+from cog_assets.defs.sensors import REVISION_TAG
 
 from .cmr_server import Fault
-from .helpers import SensorHarness, add_omi_days, is_idle, now_utc
+from .helpers import SensorHarness, add_omi_days, is_idle, now_utc, sensor_for
 
 
 def _sensor(dataset: DatasetConfig, **policy):
-    dataset = dataset.model_copy(update={"sensor": SensorPolicy(**policy)})
-    built = build_dataset_assets(dataset)
-    return build_cmr_sensor(dataset, built.partitions_def, built.granule_chain, built.stac_collection.key)
+    return sensor_for(dataset, **policy)
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ one can be retried alone. ``stac_collection`` is unpartitioned.
 
 import shutil
 import tempfile
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +35,9 @@ from dagster import (
 )
 
 from cog_assets.dataset import DatasetConfig
-from cog_assets.defs.partitions import build_partitions_def, day_of, day_window
+from cog_assets.defs.partitions import PartitionStrategy, strategy_for
 from cog_assets.processing import chain
 from cog_assets.sources.cmr.client import CmrClient
-from cog_assets.sources.cmr.records import GranuleRecord
 from cog_assets.sources.earthdata import EarthdataDownloader
 from cog_assets.stac import items as stac
 from cog_assets.stac import publishing
@@ -56,9 +53,13 @@ _SHOWN_FAILURES = 20
 
 @dataclass(frozen=True)
 class DatasetAssets:
-    partitions_def: PartitionsDefinition
+    strategy: PartitionStrategy
     chain: AssetsDefinition
     stac_collection: AssetsDefinition
+
+    @property
+    def partitions_def(self) -> PartitionsDefinition:
+        return self.strategy.partitions_def
 
     @property
     def all(self) -> list[AssetsDefinition]:
@@ -133,98 +134,46 @@ class _Tally:
         )
 
 
-def _run_granules(
+def _run(
     context: AssetExecutionContext,
     svc: chain.Services,
+    strategy: PartitionStrategy,
     keys: dict[str, AssetKey],
-    steps: set[str],
     scratch: Path,
     tally: _Tally,
 ) -> Iterator[AssetMaterialization]:
-    """Partitions are granules: each materializes, or fails, on its own."""
-    partition_keys = context.partition_keys
-    found = svc.cmr.granules(svc.dataset.cmr, list(partition_keys)) if "granule" in steps else {}
-    for n, key in enumerate(partition_keys, 1):
-        outcome = chain.process(svc, key, found.get(key), steps, scratch)
-        for done in outcome.done:
-            yield AssetMaterialization(
-                asset_key=keys[done.step], partition=key, metadata=object_metadata(done.metadata)
-            )
-        tally.add(outcome)
-        if outcome.error:
-            tally.fail_partition(key)
-        if n % 10 == 0 or n == len(partition_keys):
-            context.log.info(f"{n}/{len(partition_keys)} granules done, {len(tally.failures)} failed")
-
-
-def _run_days(
-    context: AssetExecutionContext,
-    svc: chain.Services,
-    keys: dict[str, AssetKey],
-    steps: set[str],
-    scratch: Path,
-    tally: _Tally,
-) -> Iterator[AssetMaterialization]:
-    """Partitions are UTC days: every granule CMR lists for a day is processed one at a time;
-    the day materializes when all of them are done, and a re-run skips those already current
-    (unless only some steps are selected, or the run is tagged cog_assets/reprocess=true)."""
-    dataset = svc.dataset
-    days = list(context.partition_keys)
-    skip_current = steps == set(chain.STEPS) and context.run.tags.get(REPROCESS_TAG) != "true"
-    start, end = day_window(min(days))[0], day_window(max(days))[1]
-    records, rejected = svc.cmr.granules_between(dataset.cmr, start, end - timedelta(milliseconds=1))
-    for problem in rejected:
-        context.log.warning(f"skipped an unusable CMR record: {problem}")
-    by_day: dict[str, list[GranuleRecord]] = {day: [] for day in days}
-    for record in sorted(records, key=lambda r: (r.begin or r.end or start, r.concept_id)):
-        if (day := day_of(record)) in by_day:
-            by_day[day].append(record)
-    expected = dataset.partitioning.granules_per_day
-    for day in days:
-        if not by_day[day]:
+    """Work through the run's partitions one granule at a time; each partition materializes,
+    or fails with its causes, on its own."""
+    steps = {key.path[-1] for key in context.selected_asset_keys}
+    skip_current = strategy.skips_current(steps, context.run.tags.get(REPROCESS_TAG) == "true")
+    works = strategy.work(svc, list(context.partition_keys), "granule" in steps, context.log.warning)
+    for n, work in enumerate(works, 1):
+        if not work.granules:  # a day CMR lists nothing for
             tally.fail_partition(
-                day,
-                f"day {day}: CMR lists no {dataset.cmr.short_name} v{dataset.cmr.version} "
-                f"({dataset.cmr.provider}) granule beginning that day; nothing was written. If "
+                work.key,
+                f"day {work.key}: CMR lists no {svc.dataset.cmr.short_name} v{svc.dataset.cmr.version} "
+                f"({svc.dataset.cmr.provider}) granule beginning that day; nothing was written. If "
                 "the day is not published yet, re-run it later",
             )
             continue
         results = []
-        for record in by_day[day]:
-            outcome = chain.process(svc, record.concept_id, record, steps, scratch, skip_current)
+        for concept_id, found in work.granules:
+            outcome = chain.process(svc, concept_id, found, steps, scratch, skip_current)
             tally.add(outcome)
-            results.append((record, outcome))
-        manifest = chain.write_day_manifest(svc, day, results)
-        counts = Counter(outcome.status for _, outcome in results)
-        context.log.info(
-            f"day {day}: {counts['processed']} granules processed, {counts['current']} already "
-            f"current, {counts['failed']} failed ({len(results)} in CMR, {expected} expected)"
-        )
-        if counts["failed"]:
-            tally.fail_partition(day)
-            continue
-        for step in chain.STEPS:
-            if step not in steps:
-                continue
-            written = [d.metadata for _, o in results for d in o.done if d.step == step]
-            yield AssetMaterialization(
-                asset_key=keys[step],
-                partition=day,
-                metadata=object_metadata(
-                    {
-                        **chain.stored_metadata(manifest),
-                        "granules": len(results),
-                        "granules_expected": expected,
-                        "granules_processed": counts["processed"],
-                        "granules_already_current": counts["current"],
-                        "bytes_written": sum(m.get("size_bytes", 0) for m in written),
-                    }
-                ),
-            )
+            results.append((concept_id, outcome))
+        done = strategy.materialize(svc, work.key, results, steps, context.log.info)
+        if done is None:
+            tally.fail_partition(work.key)
+        else:
+            for step, metadata in done.items():
+                yield AssetMaterialization(asset_key=keys[step], partition=work.key, metadata=object_metadata(metadata))
+        if n % 10 == 0 or n == len(works):
+            context.log.info(f"{n}/{len(works)} partitions done, {len(tally.failed_partitions)} failed")
 
 
 def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
-    partitions = build_partitions_def(dataset)
+    strategy = strategy_for(dataset)
+    partitions = strategy.partitions_def
     ds = dataset.id
     keys = {step: AssetKey([ds, step]) for step in chain.STEPS}
     check_key = AssetCheckKey(keys["cog"], VALID_COG_CHECK)
@@ -279,13 +228,11 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         archive: Archive,
         stac_api: StacApi,
     ) -> Iterator[Any]:
-        steps = {key.path[-1] for key in context.selected_asset_keys}
         services = chain.Services(dataset, cmr, earthdata, archive, stac_api)
         tally = _Tally(context)
         scratch = Path(tempfile.mkdtemp(prefix=f"cog_assets-{ds}-"))
         try:
-            run = _run_days if dataset.by_day else _run_granules
-            yield from run(context, services, keys, steps, scratch, tally)
+            yield from _run(context, services, strategy, keys, scratch, tally)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if check_key in context.selected_asset_check_keys:
@@ -317,4 +264,4 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
             metadata={**object_metadata(chain.stored_metadata(stored)), "item_links": links, "stac_api": published}
         )
 
-    return DatasetAssets(partitions, granule_chain, stac_collection)
+    return DatasetAssets(strategy, granule_chain, stac_collection)

@@ -22,11 +22,14 @@ from dagster import (
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.assets import STAC_API_POOL
+from cog_assets.processing import invariant
+from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.stac import publishing
 from cog_assets.stac.api import StacApi
 from cog_assets.store.archive import Archive
 
 IN_SYNC_CHECK = "in_sync_with_stac_api"
+INVARIANT_CHECK = "in_step_with_cmr"
 
 
 class RepublishConfig(Config):
@@ -34,6 +37,28 @@ class RepublishConfig(Config):
     """Publish only the stored items the API lacks (False: upsert every stored item)."""
     prune: bool = False
     """Also delete API items that storage does not hold."""
+
+
+def build_invariant_check(dataset: DatasetConfig, collection_key: AssetKey) -> AssetChecksDefinition:
+    @asset_check(
+        asset=collection_key,
+        name=INVARIANT_CHECK,
+        description="The promise: the live granules in CMR = the granules with a stored item = "
+        "the items in the STAC API; one item per concept-id; each item's checksum matches its "
+        "COG; nothing of a superseded or deleted revision left. Reads every stored item and "
+        f"lists CMR's collection; hashes {invariant.SAMPLE} COGs at random.",
+        blocking=False,
+    )
+    def in_step(cmr: CmrClient, archive: Archive, stac_api: StacApi) -> AssetCheckResult:
+        report = invariant.check(cmr, archive, stac_api, dataset)
+        return AssetCheckResult(
+            passed=report.holds,
+            severity=AssetCheckSeverity.ERROR,
+            description=report.summary(),
+            metadata={k: MetadataValue.json(v) if isinstance(v, (list, dict)) else v for k, v in report.metadata().items()},
+        )
+
+    return in_step
 
 
 def build_reconciliation_check(dataset: DatasetConfig, collection_key: AssetKey) -> AssetChecksDefinition:

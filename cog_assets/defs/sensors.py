@@ -1,280 +1,147 @@
-"""One CMR sensor per dataset: new granules become partitions, recent ones become runs.
+"""``<dataset>_cmr_sensor``: the Dagster shell around CMR discovery.
 
-For a dataset partitioned by day, nothing is registered (the days exist by the calendar): the
-sensor requests one run per day that has new or revised granules to process.
+Each tick harvests what CMR published since the cursor (``sources.cmr.harvest``), lets the plan
+(``sources.plan``) decide what to register, run and withdraw, and turns that into a
+``SensorResult``: partitions added in data-time order, ranged runs of consecutive partitions,
+withdraw runs for CMR deletions. Nothing here decides; nothing here writes data.
 """
 
+from __future__ import annotations
+
 import hashlib
-from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from dagster import (
     AssetKey,
+    DagsterRunStatus,
     DefaultSensorStatus,
-    DynamicPartitionsDefinition,
-    PartitionsDefinition,
+    JobDefinition,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
 )
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from cog_assets.dataset import DatasetConfig
-from cog_assets.defs.partitions import day_of
+
+AssetJob = Any  # what define_asset_job returns (not exported by dagster)
+from cog_assets.defs.assets import DatasetAssets
+from cog_assets.defs.discovery import PartitionState, deletion_requests
 from cog_assets.sources.cmr.client import CmrClient, CmrError
-from cog_assets.sources.cmr.harvest import Harvest, HarvestCursor, harvest
-from cog_assets.sources.cmr.records import GranuleRecord
-from cog_assets.stac import publishing
-from cog_assets.stac.api import StacApi, StacApiError
+from cog_assets.sources.cmr.harvest import Budget, HarvestCursor, harvest, recent_window
+from cog_assets.sources.plan import plan_granules, ranges
 from cog_assets.store.archive import Archive
-from cog_assets.store.objects import StorageError
 
 REVISION_TAG = "cog_assets/cmr_revision"
-GRANULES_TAG = "cog_assets/granule_revisions"
-MAX_WITHDRAWALS_PER_TICK = 500
+GRANULES_TAG = "cog_assets/granules"
 
 
-def _is_recent(record: GranuleRecord, now: datetime, days: float) -> bool:
-    when = record.end or record.begin
-    return when is not None and when >= now - timedelta(days=days)
-
-
-def plan_tick(
-    dataset: DatasetConfig,
-    result: Harvest,
-    existing: set[str],
-    processed: set[str] | None,
-    now: datetime,
-) -> tuple[list[str], list[GranuleRecord]]:
-    """Which partitions to add and which granules to run.
-
-    New granules are always registered, and run when recent. A revised granule (already a
-    partition) is rerun when recent or when it was processed before, so outputs follow CMR.
-    ``processed`` is only consulted for revisions; None means "not fetched" (no revisions).
-    """
-    new_keys: list[str] = []
-    to_run: list[GranuleRecord] = []
-    for record in result.records:
-        recent = _is_recent(record, now, dataset.sensor.auto_run_days)
-        if record.concept_id not in existing:
-            new_keys.append(record.concept_id)
-            if recent:
-                to_run.append(record)
-        elif recent or (processed is not None and record.concept_id in processed):
-            to_run.append(record)
-    return new_keys, to_run
-
-
-def plan_days(
-    dataset: DatasetConfig,
-    records: list[GranuleRecord],
-    materialized_days: set[str],
-    is_day: Callable[[str], bool],
-    now: datetime,
-) -> dict[str, list[GranuleRecord]]:
-    """Which days to run, with the new revisions that make each one due.
-
-    A day runs when one of its granules is recent, or when the day was materialized before
-    (a late or revised granule keeps it in step with CMR; its current granules are skipped).
-    """
-    due: dict[str, list[GranuleRecord]] = {}
-    for record in records:
-        day = day_of(record)
-        if day is None:
-            continue
-        if _is_recent(record, now, dataset.sensor.auto_run_days) or day in materialized_days:
-            due.setdefault(day, []).append(record)
-    return {day: due[day] for day in sorted(due) if is_day(day)}
-
-
-def _day_run_key(day: str, records: list[GranuleRecord]) -> str:
+def _run_key(first: str, last: str, records: list) -> str:
     tokens = sorted(f"{r.concept_id}:{r.revision_id}" for r in records)
-    return f"{day}@{hashlib.sha256(','.join(tokens).encode()).hexdigest()[:16]}"
-
-
-def _cmr_time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _withdraw_deleted(
-    context: SensorEvaluationContext,
-    dataset: DatasetConfig,
-    cmr: CmrClient,
-    archive: Archive,
-    stac_api: StacApi,
-    is_partition: Callable[[list[str]], set[str]],
-    since: str,
-) -> tuple[list[str], str]:
-    """Withdraw this dataset's granules CMR deleted since ``since``.
-
-    Returns the withdrawn partition keys and where to look from next tick. On any failure the
-    watermark stays put (withdrawing twice is harmless), and discovery carries on.
-    """
-    try:
-        deleted = cmr.deleted_granules(dataset.cmr, since)
-    except CmrError as exc:
-        context.log.warning(f"{dataset.id}: could not list CMR deletions, retrying next tick: {exc}")
-        return [], since
-    withdrawn: list[str] = []
-    entries = sorted(deleted, key=lambda e: e.revision_date)
-    ours = is_partition([e.concept_id for e in entries]) if entries else set()
-    for entry in entries:
-        if entry.concept_id not in ours or entry.concept_id in withdrawn:
-            continue
-        if len(withdrawn) == MAX_WITHDRAWALS_PER_TICK:
-            return withdrawn, entry.revision_date  # the rest next tick (the query is inclusive)
-        try:
-            removed = publishing.withdraw(archive, stac_api, dataset, entry)
-        except (StacApiError, StorageError) as exc:
-            context.log.warning(
-                f"{dataset.id}: granule {entry.concept_id} was deleted from CMR but could not be "
-                f"withdrawn yet ({exc}); retrying next tick"
-            )
-            return withdrawn, entry.revision_date
-        withdrawn.append(entry.concept_id)
-        context.log.info(
-            f"{dataset.id}: granule {entry.concept_id} deleted from CMR at {entry.revision_date}: "
-            f"STAC item withdrawn, {len(removed)} stored objects removed"
-            + ("" if dataset.by_day else ", partition deleted")
-        )
-    return withdrawn, entries[-1].revision_date if entries else since
+    digest = hashlib.sha256(",".join(tokens).encode()).hexdigest()[:16]
+    return f"{first}@{digest}" if first == last else f"{first}..{last}@{digest}"
 
 
 def build_cmr_sensor(
     dataset: DatasetConfig,
-    partitions_def: PartitionsDefinition,
-    granule_chain: Sequence[AssetKey],
-    collection_key: AssetKey,
+    built: DatasetAssets,
+    chain_job: AssetJob,
+    collection_job: AssetJob,
+    withdraw_job: JobDefinition,
 ):
-    """``<dataset>_cmr_sensor``: harvests CMR within a per-tick budget and requests runs."""
-    policy = dataset.sensor
+    """Harvests CMR within a per-tick budget and requests runs (see the module docstring)."""
+    policy, strategy = dataset.sensor, built.strategy
+    budget = Budget(policy.max_granules_per_tick, policy.max_seconds_per_tick, timedelta(minutes=policy.lookback_minutes))
+    retry_hint = (
+        f"The next attempt is the next tick, {policy.minimum_interval_seconds} s after this one "
+        "(sensor.minimum_interval_seconds); to try now, use Test sensor on the sensor's page"
+    )
 
     @sensor(
         name=f"{dataset.id}_cmr_sensor",
         minimum_interval_seconds=policy.minimum_interval_seconds,
-        asset_selection=[*granule_chain, collection_key],
+        jobs=[chain_job, collection_job, withdraw_job],
         default_status=DefaultSensorStatus.STOPPED,
         description=(
-            f"Polls CMR for {dataset.cmr.short_name} v{dataset.cmr.version} "
-            f"({dataset.cmr.provider}) granules; "
-            + (
-                f"runs each day with granules ending within {policy.auto_run_days:g} days, and "
-                "days already materialized that get new or revised granules."
-                if dataset.by_day
-                else f"registers each as a partition of {dataset.partitions_name} and "
-                f"materializes those ending within {policy.auto_run_days:g} days, and "
-                "revisions of processed ones."
-            )
+            f"Polls CMR for {dataset.cmr.short_name} v{dataset.cmr.version} ({dataset.cmr.provider}); "
+            "processes every granule CMR publishes or revises after the sensor is switched on "
+            f"(and granules whose data is within {policy.auto_run_days:g} days), withdraws the ones "
+            "CMR deletes" + ("." if strategy.by_day else f", and registers every granule as a partition of {dataset.partitions_name}.")
         ),
     )
-    def cmr_sensor(
-        context: SensorEvaluationContext, cmr: CmrClient, archive: Archive, stac_api: StacApi
-    ) -> SensorResult | SkipReason:
+    def cmr_sensor(context: SensorEvaluationContext, cmr: CmrClient, archive: Archive) -> SensorResult | SkipReason:
+        now = datetime.now(timezone.utc)
         cursor = HarvestCursor.from_json(context.cursor)
-        tick_started = _cmr_time(datetime.now(timezone.utc))
+        first_tick = cursor.started is None
         try:
-            result = harvest(
-                cmr, dataset.cmr, cursor, policy.max_granules_per_tick, policy.max_seconds_per_tick
-            )
+            result = harvest(cmr, dataset.cmr, cursor, budget, with_history=not strategy.by_day, now=now)
+            records = result.records
+            if first_tick and strategy.by_day and policy.auto_run_days > 0:
+                recent, rejected = recent_window(cmr, dataset.cmr, now - timedelta(days=policy.auto_run_days))
+                known = {r.concept_id for r in records}
+                records = records + [r for r in recent if r.concept_id not in known]
+                result.rejected += rejected
         except CmrError as exc:
             raise CmrError(
-                f"{dataset.id}: CMR search failed, cursor kept at {cursor.watermark or 'start'} "
-                f"so nothing is skipped; the next tick retries. Cause: {exc}"
+                f"{dataset.id}: CMR search failed; the cursor is kept so nothing is skipped. {retry_hint}. Cause: {exc}"
             ) from exc
         for problem in result.rejected:
             context.log.warning(f"{dataset.id}: skipped an unusable CMR record: {problem}")
 
-        instance = context.instance
-        known: list[set[str]] = []
-
-        def existing() -> set[str]:
-            """All partition keys, fetched once per tick and only when needed (400,000 take s)."""
-            if not known:
-                known.append(set(instance.get_dynamic_partitions(dataset.partitions_name)))
-            return known[0]
-
-        def is_partition(keys: list[str]) -> set[str]:
-            if dataset.by_day:  # ours if we staged it
-                return {k for k in keys if archive.has_record(dataset.id, k)}
-            if len(keys) > 200:
-                return set(keys) & existing()
-            return {k for k in keys if instance.has_dynamic_partition(dataset.partitions_name, k)}
-
-        withdrawn, deleted_since = _withdraw_deleted(
-            context, dataset, cmr, archive, stac_api, is_partition, cursor.deleted_since or tick_started
+        state = PartitionState(context.instance, dataset, strategy, built.granule_chain[-1])
+        started = result.cursor.started
+        assert started is not None
+        plan = plan_granules(
+            records, strategy.key_for, state.by_concept() if not strategy.by_day and records else None,
+            state.is_processed, started, now, policy.auto_run_days,
         )
-        next_cursor = replace(result.cursor, deleted_since=deleted_since)
-        if not result.records and not withdrawn:
-            return SensorResult(
-                skip_reason=SkipReason(
-                    f"no new granule revisions since {cursor.watermark or 'the start'}"
-                ),
-                cursor=next_cursor.to_json(),
-            )
-
-        def collection_first() -> list[RunRequest]:
-            """The collection is published before any item."""
-            if instance.get_latest_materialization_event(collection_key) is None:
-                return [RunRequest(run_key="collection", asset_selection=[collection_key])]
-            return []
-
-        if dataset.by_day:
-            materialized = set(instance.get_materialized_partitions(granule_chain[-1])) if result.records else set()
-            due = plan_days(dataset, result.records, materialized, partitions_def.has_partition_key, datetime.now(timezone.utc))
-            context.log.info(
-                f"{dataset.id}: {len(result.records)} new revisions in {result.pages} pages "
-                f"({len(due)} days to run, {len(withdrawn)} withdrawn); "
-                f"{'caught up' if result.complete else 'more next tick'}"
-            )
-            day_runs = [
-                RunRequest(
-                    run_key=_day_run_key(day, records),
-                    partition_key=day,
-                    asset_selection=list(granule_chain),
-                    tags={GRANULES_TAG: str(len(records))},
-                )
-                for day, records in due.items()
-            ]
-            return SensorResult(
-                run_requests=(collection_first() + day_runs) if day_runs else [], cursor=next_cursor.to_json()
-            )
-
-        partitions = existing() if result.records else set()
-        has_revisions = any(r.concept_id in partitions for r in result.records)
-        processed = (
-            set(instance.get_materialized_partitions(granule_chain[-1])) if has_revisions else None
-        )
-        new_keys, to_run = plan_tick(
-            dataset, result, partitions - set(withdrawn), processed, datetime.now(timezone.utc)
-        )
-        run_requests = [
-            RunRequest(
-                run_key=f"{record.concept_id}@{record.revision_id}",
-                partition_key=record.concept_id,
-                asset_selection=list(granule_chain),
-                tags={REVISION_TAG: str(record.revision_id)},
-            )
-            for record in to_run
-        ]
-        if to_run or withdrawn:
-            run_requests = collection_first() + run_requests
+        if strategy.by_day and not records:
+            plan.add = []
+        withdrawals, next_cursor = deletion_requests(context, dataset, strategy, cmr, archive, state, result.cursor, withdraw_job)
+        run_requests = _chain_requests(dataset, strategy, state, plan, chain_job)
+        if run_requests and context.instance.get_latest_materialization_event(built.stac_collection.key) is None:
+            run_requests.insert(0, RunRequest(run_key="collection", job_name=collection_job.name))
         context.log.info(
-            f"{dataset.id}: {len(result.records)} new revisions in {result.pages} pages "
-            f"({len(new_keys)} new partitions, {len(to_run)} runs, {len(withdrawn)} withdrawn); "
-            f"{'caught up' if result.complete else 'more next tick'}"
+            f"{dataset.id} ({result.phase}): {len(result.records)} new revisions in {result.pages} pages; "
+            f"{plan.summary()}; {len(withdrawals)} withdraw runs; {'caught up' if result.complete else 'more next tick'}"
         )
-        assert isinstance(partitions_def, DynamicPartitionsDefinition)
         requests = []
-        if new_keys:
-            requests.append(partitions_def.build_add_request(new_keys))
-        if withdrawn:
-            requests.append(partitions_def.build_delete_request(withdrawn))
-        return SensorResult(
-            run_requests=run_requests,
-            dynamic_partitions_requests=requests,
-            cursor=next_cursor.to_json(),
-        )
+        if plan.add and not strategy.by_day:
+            requests.append(strategy.partitions_def.build_add_request(plan.add))
+        if plan.delete and not strategy.by_day:
+            requests.append(strategy.partitions_def.build_delete_request(plan.delete))
+        all_runs = run_requests + withdrawals
+        if not all_runs and not requests:
+            return SensorResult(skip_reason=SkipReason(f"nothing to run: {plan.summary()}"), cursor=next_cursor.to_json())
+        return SensorResult(run_requests=all_runs, dynamic_partitions_requests=requests, cursor=next_cursor.to_json())
 
     return cmr_sensor
+
+
+def _chain_requests(dataset, strategy, state: PartitionState, plan, chain_job) -> list[RunRequest]:
+    """Ranged runs over consecutive partitions (at most ``partitions_per_run`` each)."""
+    if not plan.runs:
+        return []
+    order = state.order(plan.add, plan.delete)
+    requests = []
+    for first, last, keys in ranges(list(plan.runs), order, dataset.partitions_per_run):
+        records = [r for key in keys for r in plan.runs[key]]
+        tags = {GRANULES_TAG: str(len(records))}
+        if len(records) == 1:
+            tags[REVISION_TAG] = str(records[0].revision_id)
+        if first == last:
+            requests.append(RunRequest(run_key=_run_key(first, last, records), job_name=chain_job.name, partition_key=first, tags=tags))
+        else:
+            tags.update({ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
+            requests.append(RunRequest(run_key=_run_key(first, last, records), job_name=chain_job.name, tags=tags))
+    return requests
+
+
+__all__ = ["build_cmr_sensor", "REVISION_TAG", "GRANULES_TAG", "AssetKey", "DagsterRunStatus", "RunsFilter"]

@@ -1,13 +1,17 @@
 """The work for one granule, as plain functions: stage → convert → describe.
 
-The Dagster chain asset runs :func:`process` for each granule of a run's partition range, one
-granule at a time, so one bad granule fails alone while its neighbours materialize. The
-backfill benchmark calls the same function without Dagster. Each step writes its outputs to
-storage (atomically) before the next step starts; a step that is not selected loads what it
-needs from storage, so ``cog`` or ``stac_item`` can be re-run alone.
+The Dagster chain asset runs :func:`process` for each granule of a run's partitions, one at a
+time, so one bad granule fails alone while its neighbours materialize. Each step writes its
+outputs under the granule's revision prefixes (``store.layout``), where they cannot clobber
+what the live item points at; ``describe`` commits the new revision (``revisions.commit``). A
+step that is not selected loads what it needs from storage, so ``cog`` or ``stac_item`` can
+be re-run alone. Every decision that can refuse a revision (a newer one already stored, the
+STAC API's duplicate policy) is taken before anything is written, and a failed attempt removes
+what it wrote, so the previous revision stays intact.
 """
 
-import json
+from __future__ import annotations
+
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -17,22 +21,22 @@ from typing import Any
 from cog_assets.dataset import DatasetConfig
 from cog_assets.formats import cog as cogs
 from cog_assets.formats.readers import read_granule
+from cog_assets.processing import revisions
 from cog_assets.sources.cmr.client import CmrClient, CmrError, missing_granule
 from cog_assets.sources.cmr.records import GranuleRecord
 from cog_assets.sources.earthdata import EarthdataDownloader
 from cog_assets.stac import items as stac
 from cog_assets.stac import publishing
-from cog_assets.stac.api import DuplicateItemError, StacApi, StacApiError
+from cog_assets.stac.api import Decision, StacApi
 from cog_assets.store.archive import Archive
 from cog_assets.store.layout import (
     COG_MEDIA_TYPE,
     cog_key,
-    day_manifest_key,
     granule_key,
     item_key,
-    record_key,
+    staged_record_key,
 )
-from cog_assets.store.objects import StorageError, StoredObject
+from cog_assets.store.objects import StorageError, StoredObject, sha256_of
 
 STEPS = ("granule", "cog", "stac_item")
 
@@ -59,54 +63,66 @@ class GranuleOutcome:
     """What happened to one granule: the steps that completed, warnings, and the error if any."""
 
     concept_id: str
+    record: GranuleRecord | None = None
     done: list[StepDone] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     cog_errors: list[str] | None = None  # the validator's errors when a COG was written
-    current: str | None = None  # already done at this revision: what publishing it did
+    current: str | None = None  # already live at this revision: what publishing it did
+    previous: GranuleRecord | None = None  # the live revision this one replaced
 
     @property
     def status(self) -> str:
         return "failed" if self.error else "current" if self.current else "processed"
 
 
+@dataclass
+class _Attempt:
+    """One granule's working state: its record, local files, and the keys written so far."""
+
+    record: GranuleRecord
+    workdir: Path
+    written: list[str] = field(default_factory=list)
+    granule_path: Path | None = None
+    cog_path: Path | None = None
+    cog_uri: str | None = None
+
+
 def stored_metadata(stored: StoredObject) -> dict[str, Any]:
     return {"uri": stored.uri, "size_bytes": stored.size, "sha256": stored.sha256}
 
 
-def _stored_record(svc: Services, concept_id: str) -> GranuleRecord:
-    record = svc.archive.read_record(svc.dataset.id, concept_id)
-    if record is None:
-        raise StorageError(
-            f"granule {concept_id} has not been staged; materialize {svc.dataset.id}/granule for "
-            "this partition first"
-        )
-    return record
+def _cmr_metadata(record: GranuleRecord) -> dict[str, Any]:
+    return {"cmr_concept_id": record.concept_id, "cmr_revision_id": record.revision_id}
 
 
-def stage(svc: Services, record: GranuleRecord, workdir: Path) -> tuple[Path, dict[str, Any]]:
-    """Download and verify the granule, store it, then its CMR record (the record last: its
-    presence means the file it names is complete)."""
-    ds, storage = svc.dataset.id, svc.archive.storage
+def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
+    """Download and verify the granule, store it under its revision, then that revision's
+    record (written last: its presence means the file it names is complete)."""
+    ds, record = svc.dataset.id, attempt.record
     file_name = record.require_file_name()
-    path = svc.earthdata.download(record, workdir)
-    stored = storage.put_file(path, granule_key(ds, file_name), "application/x-hdf5")
-    storage.put_bytes(record.model_dump_json(indent=1).encode(), record_key(ds, record.concept_id), "application/json")
-    return path, {
+    attempt.granule_path = svc.earthdata.download(record, attempt.workdir)
+    key = granule_key(ds, record.concept_id, record.revision_id, file_name)
+    stored = svc.archive.storage.put_file(attempt.granule_path, key, "application/x-hdf5")
+    attempt.written.append(key)
+    svc.archive.put_record(ds, record, staged=True)
+    attempt.written.append(staged_record_key(ds, record.concept_id, record.revision_id))
+    return {
         **stored_metadata(stored),
         "file_name": file_name,
-        "cmr_concept_id": record.concept_id,
-        "cmr_revision_id": record.revision_id,
+        **_cmr_metadata(record),
         "cmr_checksum": f"{record.checksum_algorithm}:{record.checksum}" if record.checksum else "not provided by CMR",
     }
 
 
-def convert(
-    svc: Services, record: GranuleRecord, granule_path: Path, workdir: Path, outcome: GranuleOutcome
-) -> tuple[Path, str, dict[str, Any]]:
+def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[str, Any]:
     """The configured variable as a validated COG, stored; an invalid COG is never stored."""
-    raster = read_granule(granule_path, svc.dataset.reader)
-    destination = workdir / f"{record.item_id}.tif"
+    ds, record = svc.dataset.id, attempt.record
+    if attempt.granule_path is None:
+        key = granule_key(ds, record.concept_id, record.revision_id, record.require_file_name())
+        attempt.granule_path = svc.archive.storage.local_copy(key, attempt.workdir)
+    raster = read_granule(attempt.granule_path, svc.dataset.reader)
+    destination = attempt.workdir / f"{record.item_id}.tif"
     cogs.write_cog(raster, destination)
     valid, errors, warnings = cogs.validate(destination)
     outcome.cog_errors = errors
@@ -120,54 +136,93 @@ def convert(
             f"granule {record.concept_id}: every pixel of {svc.dataset.reader.variable} is fill; "
             "the COG is all nodata (valid_fraction 0)"
         )
-    key = cog_key(svc.dataset.id, record.item_id)
+    key = cog_key(ds, record.concept_id, record.revision_id, record.item_id, sha256_of(destination))
     stored = svc.archive.storage.put_file(destination, key, COG_MEDIA_TYPE)
-    return destination, stored.uri, {**stored_metadata(stored), **stats, "item_id": record.item_id, "cog_warnings": warnings}
-
-
-def describe(svc: Services, record: GranuleRecord, cog_path: Path, cog_uri: str) -> dict[str, Any]:
-    """The STAC item: stored first, then published under the dataset's duplicate policy."""
-    dataset, api = svc.dataset, svc.stac_api
-    item = stac.build_item(dataset, record, cog_path, cog_uri, svc.cmr.base_url)
-    unreachable: StacApiError | None = None
-    try:  # before writing: a duplicate policy of 'error' leaves storage untouched
-        decision = publishing.plan_item(api, dataset, item.id, record.revision_id)
-    except DuplicateItemError:
-        raise
-    except StacApiError as exc:
-        decision, unreachable = None, exc
-    stored, payload = svc.archive.put_item(dataset.id, item)
-    if unreachable is not None:  # stored, so the republish job or a retry delivers it
-        raise unreachable
-    published = publishing.publish_item(api, dataset, payload, decision) if decision else "not configured"
+    attempt.written.append(key)
+    attempt.cog_path, attempt.cog_uri = destination, stored.uri
     return {
         **stored_metadata(stored),
+        **stats,
+        "item_id": record.item_id,
+        "datetime": record.begin.isoformat() if record.begin else "",
+        **_cmr_metadata(record),
+        "cog_warnings": warnings,
+    }
+
+
+def _load_cog(svc: Services, attempt: _Attempt) -> None:
+    """``stac_item`` alone: the COG of this revision a ``cog`` run left, else the live one."""
+    ds, record = svc.dataset.id, attempt.record
+    live = svc.archive.read_record(ds, record.concept_id)
+    item = None
+    if live is not None and live.revision_id == record.revision_id:
+        item = svc.archive.read_item(ds, live.item_id)
+    key = revisions.pending_cog(svc.archive, ds, record, item)
+    if key is None:
+        raise StorageError(
+            f"granule {record.concept_id} revision {record.revision_id} has no COG yet; "
+            f"materialize {ds}/cog for this partition first"
+        )
+    attempt.cog_path = svc.archive.storage.local_copy(key, attempt.workdir)
+    attempt.cog_uri = svc.archive.storage.uri(key)
+
+
+def describe(svc: Services, attempt: _Attempt, decision: Decision | None, outcome: GranuleOutcome) -> dict[str, Any]:
+    """The STAC item, committed as the granule's live item (storage, then the STAC API)."""
+    dataset, record = svc.dataset, attempt.record
+    assert attempt.cog_path is not None and attempt.cog_uri is not None
+    item = stac.build_item(dataset, record, attempt.cog_path, attempt.cog_uri, svc.cmr.base_url)
+    committed = revisions.commit(svc.archive, svc.stac_api, dataset, record, item, decision)
+    outcome.previous = committed.previous
+    replaced = committed.previous.item_id if committed.previous and committed.previous.file_name else None
+    return {
+        "uri": committed.item_uri,
+        "size_bytes": committed.item_size,
+        "sha256": committed.item_sha256,
         "item_id": item.id,
-        "datetime": payload["properties"].get("datetime") or "",
-        "cmr_revision_id": record.revision_id,
-        "stac_api": published,
+        "datetime": committed.item["properties"].get("datetime") or "",
+        **_cmr_metadata(record),
+        "replaced_item": replaced if replaced and replaced != item.id else "",
+        "stac_api": committed.published,
         "stac_api_reason": decision.reason if decision else "COG_ASSETS_STAC_API_URL is not set",
+        "objects_removed": len(committed.removed),
     }
 
 
 def publish_if_current(svc: Services, record: GranuleRecord) -> str | None:
-    """If the stored item already describes this CMR revision, make sure it is published and
-    say how; None when the granule still has to be processed.
+    """If this CMR revision is already the live one, make sure the API has it and nothing stale
+    is left, and say how it was published; None when the granule still has to be processed.
 
     Lets a retried day skip the granules an earlier run finished, including ones stored while
     the STAC API was down (they are published now).
     """
-    if record.file_name is None:
+    ds = svc.dataset.id
+    live = svc.archive.read_record(ds, record.concept_id)
+    if live is None or live.revision_id != record.revision_id or not live.file_name:
         return None
     try:
-        stored = svc.archive.read_item(svc.dataset.id, record.item_id)
+        stored = svc.archive.read_item(ds, live.item_id)
     except StorageError:
         return None
-    properties = stored.get("properties", {})
-    if (properties.get("cmr:concept_id"), properties.get("cmr:revision_id")) != (record.concept_id, record.revision_id):
-        return None
-    decision = publishing.plan_item(svc.stac_api, svc.dataset, record.item_id, record.revision_id)
-    return publishing.publish_item(svc.stac_api, svc.dataset, stored, decision) if decision else "not configured"
+    decision = publishing.plan_item(svc.stac_api, svc.dataset, live.item_id, live.revision_id)
+    published = publishing.publish_item(svc.stac_api, svc.dataset, stored, decision) if decision else "not configured"
+    revisions.clean_up(svc.archive, svc.stac_api, svc.dataset, live, stored)
+    return published
+
+
+def _record_for(svc: Services, concept_id: str, found: GranuleRecord | str | None, steps: set[str]) -> GranuleRecord:
+    """The revision to work on: CMR's current one when staging, else the newest staged one."""
+    if "granule" in steps:
+        if isinstance(found, GranuleRecord):
+            return found
+        raise CmrError(found or missing_granule(svc.dataset.cmr, concept_id))
+    record = revisions.newest_staged(svc.archive, svc.dataset.id, concept_id)
+    if record is None:
+        raise StorageError(
+            f"granule {concept_id} has not been staged; materialize {svc.dataset.id}/granule for "
+            "this partition first"
+        )
+    return record
 
 
 def process(
@@ -178,75 +233,57 @@ def process(
     scratch: Path,
     skip_current: bool = False,
 ) -> GranuleOutcome:
-    """Run the selected steps for one granule; any failure is caught and described.
+    """Run the selected steps for one granule; any failure is caught, described, and what the
+    attempt wrote is removed (the live revision stays intact).
 
     ``found`` is what ``CmrClient.granules`` returned for it (needed when staging). With
-    ``skip_current``, a granule whose stored item already has this revision is not redone.
+    ``skip_current``, a granule whose live item already has this revision is not redone.
     """
     outcome = GranuleOutcome(concept_id)
-    storage, ds = svc.archive.storage, svc.dataset.id
+    attempt: _Attempt | None = None
     workdir = Path(tempfile.mkdtemp(dir=scratch))
-    record = found if isinstance(found, GranuleRecord) else None
     try:
-        if skip_current and record is not None:
-            outcome.current = publish_if_current(svc, record)
-            if outcome.current is not None:
-                return outcome
+        record = outcome.record = _record_for(svc, concept_id, found, steps)
+        attempt = _Attempt(record, workdir)
+        revisions.check_not_stale(svc.archive.read_record(svc.dataset.id, concept_id), record)
+        if skip_current and (current := publish_if_current(svc, record)) is not None:
+            outcome.current = current
+            return outcome
+        decision = None
+        if "stac_item" in steps:  # before writing: a refusal leaves storage untouched
+            decision = publishing.plan_item(svc.stac_api, svc.dataset, record.item_id, record.revision_id)
         if "granule" in steps:
-            if record is None:
-                raise CmrError(found or missing_granule(svc.dataset.cmr, concept_id))
-            granule_path, metadata = stage(svc, record, workdir)
-            outcome.done.append(StepDone("granule", metadata))
-        else:
-            record = _stored_record(svc, concept_id)
-            granule_path = None
+            outcome.done.append(StepDone("granule", stage(svc, attempt)))
         if "cog" in steps:
-            if granule_path is None:
-                granule_path = storage.local_copy(granule_key(ds, record.require_file_name()), workdir)
-            cog_path, cog_uri, metadata = convert(svc, record, granule_path, workdir, outcome)
-            outcome.done.append(StepDone("cog", metadata))
+            outcome.done.append(StepDone("cog", convert(svc, attempt, outcome)))
         elif "stac_item" in steps:
-            key = cog_key(ds, record.item_id)
-            cog_path, cog_uri = storage.local_copy(key, workdir), storage.uri(key)
+            _load_cog(svc, attempt)
         if "stac_item" in steps:
-            outcome.done.append(StepDone("stac_item", describe(svc, record, cog_path, cog_uri)))
+            outcome.done.append(StepDone("stac_item", describe(svc, attempt, decision, outcome)))
     except Exception as exc:  # noqa: BLE001 (one granule's failure must not stop the range)
-        name = f" ({record.file_name})" if record is not None and record.file_name else ""
-        outcome.error = f"granule {concept_id}{name}: {type(exc).__name__}: {exc}"
+        outcome.error = describe_failure(concept_id, outcome.record, exc)
+        if attempt is not None:
+            revisions.roll_back(svc.archive, svc.dataset.id, concept_id, attempt.written, outcome.warnings.append)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return outcome
 
 
-def write_day_manifest(
-    svc: Services, day: str, results: list[tuple[GranuleRecord, GranuleOutcome]]
-) -> StoredObject:
-    """The day's manifest (``<dataset>/days/<day>.json``): each granule CMR lists for the day,
-    its revision, what this run did with it and where its objects are."""
+def describe_failure(concept_id: str, record: GranuleRecord | None, exc: Exception) -> str:
+    """One line: which granule, then the cause as raised (without repeating the granule)."""
+    name = f" ({record.file_name})" if record is not None and record.file_name else ""
+    message = str(exc)
+    for prefix in (f"granule {concept_id}{name}: ", f"granule {concept_id}: "):
+        message = message.removeprefix(prefix)
+    return f"granule {concept_id}{name}: {type(exc).__name__}: {message}"
+
+
+def live_objects(svc: Services, record: GranuleRecord) -> dict[str, str]:
+    """URIs of a live granule's objects (for the day manifest)."""
     storage, ds = svc.archive.storage, svc.dataset.id
-    entries = []
-    for record, outcome in results:
-        entry: dict[str, Any] = {
-            "concept_id": record.concept_id,
-            "revision_id": record.revision_id,
-            "begin": record.begin.isoformat() if record.begin else None,
-            "status": outcome.status,
-        }
-        if outcome.error:
-            entry["error"] = outcome.error
-        if record.file_name:
-            entry["objects"] = {
-                "granule": storage.uri(granule_key(ds, record.file_name)),
-                "cog": storage.uri(cog_key(ds, record.item_id)),
-                "stac_item": storage.uri(item_key(ds, record.item_id)),
-            }
-        entries.append(entry)
-    manifest = {
-        "dataset": ds,
-        "day": day,
-        "granules_in_cmr": len(results),
-        "granules_expected": svc.dataset.partitioning.granules_per_day,
-        "granules": entries,
+    item = svc.archive.read_item(ds, record.item_id)
+    return {
+        "granule": storage.uri(granule_key(ds, record.concept_id, record.revision_id, record.require_file_name())),
+        "cog": item["assets"][stac.COG_ASSET]["href"],
+        "stac_item": storage.uri(item_key(ds, record.item_id)),
     }
-    data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    return storage.put_bytes(data, day_manifest_key(ds, day), "application/json")

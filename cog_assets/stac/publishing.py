@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cog_assets.dataset import DatasetConfig
-from cog_assets.sources.cmr.client import DeletedGranule
 from cog_assets.stac.api import Decision, StacApi, covering_extent, decide
 from cog_assets.stac.items import build_collection, for_api
 from cog_assets.store.archive import Archive
@@ -40,14 +39,6 @@ def publish_item(api: StacApi, dataset: DatasetConfig, stored_item: dict[str, An
     if decision.action != "skip":
         api.ensure_collection(collection_payload(dataset), [item])
     return api.publish_item(item, decision)
-
-
-def withdraw(archive: Archive, api: StacApi, dataset: DatasetConfig, deleted: DeletedGranule) -> list[str]:
-    """Take a granule CMR deleted out of the API, then out of storage (keys removed)."""
-    record = archive.read_record(dataset.id, deleted.concept_id)
-    if api.enabled and record is not None:
-        api.delete_item(dataset.id, record.item_id)
-    return archive.withdraw(dataset.id, deleted.concept_id, deleted.as_json())
 
 
 def _batches(values: list[Any], size: int) -> Iterator[list[Any]]:

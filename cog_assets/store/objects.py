@@ -20,10 +20,16 @@ from urllib.parse import unquote, urlparse
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
 _HASH_CHUNK = 1 << 20
+_S3_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
 
 class StorageError(RuntimeError):
     """A read or write against the configured storage failed."""
+
+
+class ObjectNotFound(StorageError):
+    """The key holds no object: distinct from every other failure, which must never be taken
+    for "absent" (a brief S3 outage must not look like a deleted object)."""
 
 
 def storage_key(*parts: str) -> str:
@@ -54,8 +60,18 @@ class StoredObject:
     sha256: str
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """A key as a listing returns it (no read of the object)."""
+
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
+
+
 class Storage(Protocol):
     def uri(self, key: str) -> str: ...
+    def key_of(self, uri: str) -> str | None: ...
     def put_file(self, local: Path, key: str, content_type: str) -> StoredObject: ...
     def put_bytes(self, data: bytes, key: str, content_type: str) -> StoredObject: ...
     def get_bytes(self, key: str) -> bytes: ...
@@ -63,6 +79,7 @@ class Storage(Protocol):
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def list_keys(self, prefix: str) -> list[str]: ...
+    def list_objects(self, prefix: str) -> list[ListedObject]: ...
 
 
 class LocalStorage:
@@ -79,6 +96,14 @@ class LocalStorage:
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
+
+    def key_of(self, uri: str) -> str | None:
+        """The key a ``file://`` URI of this folder names (None for anything else)."""
+        parsed = urlparse(uri)
+        if parsed.scheme != "file":
+            return None
+        path = Path(unquote(parsed.path))
+        return path.relative_to(self.root).as_posix() if self.root in path.parents else None
 
     def _commit(self, write: Any, key: str) -> StoredObject:
         final = self._path(key)
@@ -114,29 +139,46 @@ class LocalStorage:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
-            raise StorageError(f"{self.uri(key)} does not exist") from None
+            raise ObjectNotFound(f"{self.uri(key)} does not exist") from None
+        except OSError as exc:
+            raise StorageError(f"reading {self.uri(key)} failed: {exc}") from exc
 
     def local_copy(self, key: str, scratch: Path) -> Path:
         path = self._path(key)
         if not path.exists():
-            raise StorageError(f"{path.as_uri()} does not exist")
+            raise ObjectNotFound(f"{path.as_uri()} does not exist")
         return path
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"deleting {path.as_uri()} failed: {exc}") from exc
+        for parent in path.parents:  # no empty folders left behind (S3 has none either)
+            if parent == self.root or not parent.is_relative_to(self.root):
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def list_keys(self, prefix: str) -> list[str]:
+        return [listed.key for listed in self.list_objects(prefix)]
+
+    def list_objects(self, prefix: str) -> list[ListedObject]:
         base = self._path(prefix) if prefix else self.root
         if not base.is_dir():
             return []
-        return sorted(
-            str(p.relative_to(self.root).as_posix())
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
-        )
+        listed = []
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                stat = path.stat()
+                listed.append(ListedObject(path.relative_to(self.root).as_posix(), stat.st_size, stat.st_mtime))
+        return sorted(listed, key=lambda o: o.key)
 
 
 class S3Storage:
@@ -152,6 +194,11 @@ class S3Storage:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def key_of(self, uri: str) -> str | None:
+        """The key an ``s3://`` URI under this bucket and prefix names (None for anything else)."""
+        root = f"s3://{self.bucket}/{self.prefix}/" if self.prefix else f"s3://{self.bucket}/"
+        return uri[len(root) :] if uri.startswith(root) else None
 
     def _verify(self, key: str, size: int) -> None:
         head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
@@ -188,11 +235,18 @@ class S3Storage:
             raise StorageError(f"write to {self.uri(key)} failed: {exc}") from exc
         return StoredObject(uri=self.uri(key), size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
+    def _failed(self, action: str, key: str, exc: Exception) -> StorageError:
+        """ObjectNotFound for S3's "no such key" answers, StorageError for everything else."""
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code in _S3_NOT_FOUND:
+            return ObjectNotFound(f"{self.uri(key)} does not exist")
+        return StorageError(f"{action} {self.uri(key)} failed: {exc}")
+
     def get_bytes(self, key: str) -> bytes:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            raise StorageError(f"{self.uri(key)} does not exist") from None
+        except Exception as exc:
+            raise self._failed("reading", key, exc) from None
 
     def local_copy(self, key: str, scratch: Path) -> Path:
         target = scratch / uuid.uuid4().hex / key.rsplit("/", 1)[-1]
@@ -200,27 +254,42 @@ class S3Storage:
         try:
             self.client.download_file(self.bucket, self._key(key), str(target))
         except Exception as exc:
-            raise StorageError(f"download of {self.uri(key)} failed: {exc}") from exc
+            raise self._failed("download of", key, exc) from exc
         return target
 
     def exists(self, key: str) -> bool:
+        """True or False only when S3 said so; any other failure raises StorageError."""
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except Exception:
-            return False
+        except Exception as exc:
+            error = self._failed("checking", key, exc)
+            if isinstance(error, ObjectNotFound):
+                return False
+            raise error from exc
         return True
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            raise self._failed("deleting", key, exc) from exc
 
     def list_keys(self, prefix: str) -> list[str]:
+        return [listed.key for listed in self.list_objects(prefix)]
+
+    def list_objects(self, prefix: str) -> list[ListedObject]:
         full = self._key(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
-        keys: list[str] = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
-            keys += [obj["Key"][strip:] for obj in page.get("Contents", [])]
-        return sorted(keys)
+        listed: list[ListedObject] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+                listed += [
+                    ListedObject(obj["Key"][strip:], obj["Size"], obj["LastModified"].timestamp())
+                    for obj in page.get("Contents", [])
+                ]
+        except Exception as exc:
+            raise StorageError(f"listing {self.uri(prefix)} failed: {exc}") from exc
+        return sorted(listed, key=lambda o: o.key)
 
 
 def parse_storage_url(url: str) -> tuple[str, str, str]:

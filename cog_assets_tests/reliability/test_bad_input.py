@@ -118,13 +118,13 @@ def _tick_fails_then_recovers(fake_cmr, datasets, instance, faults, match, monke
     from cog_assets.sources.cmr import client as cmr_module
     from cog_assets.defs.assets import build_dataset_assets
     from cog_assets.sources.cmr.client import CmrError
-    from cog_assets.defs.sensors import build_cmr_sensor
+    from ..helpers import sensor_for
 
     monkeypatch.setattr(cmr_module, "wait", lambda seconds: None)
     omi = datasets["omdoao3e"]
-    built = build_dataset_assets(omi)
+    build_dataset_assets(omi)
     harness = SensorHarness(
-        build_cmr_sensor(omi, built.partitions_def, built.granule_chain, built.stac_collection.key),
+        sensor_for(omi),
         fake_cmr.url, instance, page_size=10,
     )
     for day in range(25):
@@ -181,11 +181,11 @@ def test_hostile_names_never_escape_storage_or_become_partition_keys(fake_cmr, d
     for n, concept_id in enumerate(HOSTILE_CONCEPT_IDS):
         _add(fake_cmr, good, DAY + timedelta(days=20 + n), concept_id=concept_id)
     from cog_assets.defs.assets import build_dataset_assets
-    from cog_assets.defs.sensors import build_cmr_sensor
+    from ..helpers import sensor_for
 
-    built = build_dataset_assets(omi)
+    build_dataset_assets(omi)
     harness = SensorHarness(
-        build_cmr_sensor(omi, built.partitions_def, built.granule_chain, built.stac_collection.key), fake_cmr.url, instance
+        sensor_for(omi), fake_cmr.url, instance
     )
     harness.tick()
     keys = instance.get_dynamic_partitions("omdoao3e_granules")

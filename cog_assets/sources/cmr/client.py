@@ -10,7 +10,7 @@ page, so discovery never silently skips granules.
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -19,7 +19,13 @@ from pydantic import Field
 
 from cog_assets.dataset import CmrQuery
 from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
-from cog_assets.sources.cmr.records import GranuleRecord, UmmParseError, parse_umm_item
+from cog_assets.sources.cmr.records import (
+    GranuleRecord,
+    UmmParseError,
+    cmr_time,
+    parse_cmr_time,
+    parse_umm_item,
+)
 
 DEFAULT_CMR_URL = "https://cmr.earthdata.nasa.gov"
 USER_AGENT = "cog_assets/0.1 (+Dagster)"
@@ -47,6 +53,10 @@ class DeletedGranule:
     granule_ur: str | None = None
     parent_collection_id: str | None = None
 
+    @property
+    def deleted_at(self) -> datetime:
+        return parse_cmr_time(self.revision_date)
+
     def as_json(self) -> dict[str, str | None]:
         return {
             "concept-id": self.concept_id,
@@ -59,6 +69,8 @@ class DeletedGranule:
 def _iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+
+DELETIONS_LOOKBACK_LIMIT = timedelta(days=365)  # CMR refuses deleted-granules older than a year
 
 
 def _cmr_errors(response: httpx.Response) -> str:
@@ -74,11 +86,13 @@ def _cmr_errors(response: httpx.Response) -> str:
 def query_params(
     query: CmrQuery,
     page_size: int,
-    revision_since: str | None = None,
+    revision_since: datetime | None = None,
     concept_ids: list[str] | None = None,
-    window: tuple[datetime, datetime] | None = None,
+    window: tuple[datetime, datetime | None] | None = None,
+    sort_key: str = "revision_date",
 ) -> list[tuple[str, str]]:
-    """CMR parameters for a dataset's granules, oldest revision first.
+    """CMR parameters for a dataset's granules, oldest first by ``sort_key`` (``revision_date``
+    for incremental harvests, ``start_date`` to register a history in data-time order).
 
     ``window`` narrows the dataset's temporal range to granules overlapping [start, end].
     """
@@ -86,19 +100,20 @@ def query_params(
         ("short_name", query.short_name),
         ("version", query.version),
         ("provider", query.provider),
-        ("sort_key[]", "revision_date"),
+        ("sort_key[]", sort_key),
         ("page_size", str(page_size)),
     ]
     first, last = query.temporal_start, query.temporal_end
     if window is not None:
         first = max(window[0], first) if first else window[0]
-        last = min(window[1], last) if last else window[1]
+        if window[1] is not None:
+            last = min(window[1], last) if last else window[1]
     if first or last:
         params.append(("temporal[]", f"{_iso(first) if first else ''},{_iso(last) if last else ''}"))
     if query.bounding_box:
         params.append(("bounding_box", ",".join(f"{v:g}" for v in query.bounding_box)))
     if revision_since:
-        params.append(("revision_date[]", f"{revision_since},"))
+        params.append(("revision_date[]", f"{cmr_time(revision_since)},"))
     for concept_id in concept_ids or []:
         params.append(("concept_id[]", concept_id))
     return params
@@ -198,12 +213,13 @@ class CmrClient(ConfigurableResource):
     def iter_pages(
         self,
         query: CmrQuery,
-        revision_since: str | None = None,
+        revision_since: datetime | None = None,
         concept_ids: list[str] | None = None,
-        window: tuple[datetime, datetime] | None = None,
+        window: tuple[datetime, datetime | None] | None = None,
+        sort_key: str = "revision_date",
     ) -> Iterator[CmrPage]:
-        """Every page of the query, in revision-date order, following CMR-Search-After."""
-        params = query_params(query, self.page_size, revision_since, concept_ids, window)
+        """Every page of the query, in ``sort_key`` order, following CMR-Search-After."""
+        params = query_params(query, self.page_size, revision_since, concept_ids, window, sort_key)
         with self._client() as client:
             search_after: str | None = None
             while True:
@@ -214,13 +230,37 @@ class CmrClient(ConfigurableResource):
                     return
                 search_after = page.search_after
 
-    def deleted_granules(self, query: CmrQuery, since: str) -> list[DeletedGranule]:
-        """Granules of the provider CMR deleted at or after ``since`` (a revision date)."""
-        params = [("provider", query.provider), ("revision_date", since)]
+    def collection_concept_id(self, query: CmrQuery) -> str:
+        """The collection's concept-id (``C…-PROVIDER``), which scopes deletions to it."""
+        params = [("short_name", query.short_name), ("version", query.version), ("provider", query.provider)]
+        with self._client() as client:
+            response = self._get(client, "/search/collections.umm_json", params, {})
+        try:
+            ids = [item["meta"]["concept-id"] for item in response.json()["items"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CmrError(f"CMR answered {response.request.url} with a body that is not a collections.umm_json result ({exc!r})") from None
+        if len(ids) != 1:
+            raise CmrError(
+                f"CMR has {len(ids)} collections for {query.short_name} v{query.version} ({query.provider}), "
+                "expected exactly one; check cmr.short_name, cmr.version and cmr.provider in the dataset file"
+            )
+        return ids[0]
+
+    def deleted_granules(self, query: CmrQuery, since: datetime, collection_id: str) -> list[DeletedGranule]:
+        """The collection's granules CMR deleted at or after ``since``, oldest first.
+
+        CMR's list is provider-wide unless filtered: the query asks for the collection's only
+        (``parent_collection_id``), and entries of other collections are dropped anyway.
+        """
+        params = [
+            ("provider", query.provider),
+            ("revision_date", cmr_time(since)),
+            ("parent_collection_id", collection_id),
+        ]
         with self._client() as client:
             response = self._get(client, "/search/deleted-granules.json", params, {})
         try:
-            return [
+            entries = [
                 DeletedGranule(
                     concept_id=entry["concept-id"],
                     revision_date=entry["revision-date"],
@@ -229,6 +269,8 @@ class CmrClient(ConfigurableResource):
                 )
                 for entry in response.json()
             ]
+            ours = [e for e in entries if e.parent_collection_id in (None, collection_id)]
+            return sorted(ours, key=lambda e: (e.deleted_at, e.concept_id))
         except (ValueError, KeyError, TypeError) as exc:
             raise CmrError(
                 f"CMR answered {response.request.url} with a body that is not a deleted-granules "

@@ -1,50 +1,77 @@
-"""Incremental harvest of a dataset's granule revisions from CMR.
+"""Incremental harvest of a dataset's granules from CMR, as CMR really behaves.
 
-The cursor is a revision-date watermark plus the (concept-id, revision-id) pairs already seen
-at exactly that date: CMR's ``revision_date[]=<watermark>,`` is inclusive, so the next query
-returns them again and they must be dropped. A harvest stops at a per-tick budget (granules
-and seconds) and the next tick resumes from the watermark, so a long history is paged across
-ticks without keeping CMR-Search-After tokens (which expire) in the cursor.
+The cursor remembers when the sensor was first switched on (``started``): granules CMR
+publishes or revises after that are processed automatically, whatever their data date (IMERG
+Final appears ~3.5 months after its data). Two phases:
+
+* ``history`` (datasets partitioned by granule): the collection as it stands, paged in
+  data-time order (``sort_key[]=start_date``) so partitions are registered in that order.
+* ``incremental``: revisions by ``revision_date``, oldest first. CMR indexes asynchronously,
+  so a record can become searchable after later revision dates are visible: each complete read
+  starts ``lookback`` before the previous complete read began, and what was already read
+  there is dropped by (concept-id, revision-id) (``seen``), so nothing is skipped and nothing
+  is requested twice. A read cut short by the tick's budget resumes at its watermark.
+
+Every CMR date is parsed (CMR mixes ``Z``, ``+0000`` and fractional seconds). A harvest stops
+at a per-tick budget; the cursor is exact because whole pages are consumed.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import zlib
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from cog_assets.dataset import CmrQuery
 from cog_assets.sources.cmr.client import CmrClient
-from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.sources.cmr.records import GranuleRecord, cmr_time, parse_cmr_time
 
-CURSOR_VERSION = 1
-
-
-def _instant(revision_date: str) -> datetime:
-    return datetime.fromisoformat(revision_date.replace("Z", "+00:00"))
+CURSOR_VERSION = 2
+_COMPRESS_ABOVE = 500  # seen entries; beyond this the cursor stores them zlib-compressed
 
 
-def revision_token(record: GranuleRecord) -> str:
-    return f"{record.concept_id}:{record.revision_id}"
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _from_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+def _opt(value: str | None) -> datetime | None:
+    return parse_cmr_time(value) if value else None
 
 
 @dataclass(frozen=True)
 class HarvestCursor:
-    watermark: str | None = None
-    boundary: frozenset[str] = frozenset()
-    deleted_since: str | None = None  # revision-date from which CMR deletions are still to see
+    started: datetime | None = None  # when the sensor was first switched on
+    history_done: bool = False
+    history_after: datetime | None = None  # start date of the last history record read
+    watermark: datetime | None = None  # latest revision date read incrementally
+    incomplete: bool = False  # the last incremental read stopped at the budget
+    last_complete: datetime | None = None  # when the last complete incremental read began
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)  # concept → (revision, ms)
+    collection_id: str | None = None
+    deleted_since: datetime | None = None  # the oldest CMR deletion not yet carried out
 
     def to_json(self) -> str:
+        seen = {k: list(v) for k, v in sorted(self.seen.items())}
+        packed: object = seen
+        if len(seen) > _COMPRESS_ABOVE:
+            packed = base64.b64encode(zlib.compress(json.dumps(seen).encode(), 9)).decode()
+        times = {
+            k: cmr_time(v) if v else None
+            for k, v in (("started", self.started), ("history_after", self.history_after), ("watermark", self.watermark),
+                         ("last_complete", self.last_complete), ("deleted_since", self.deleted_since))
+        }
         return json.dumps(
-            {
-                "v": CURSOR_VERSION,
-                "watermark": self.watermark,
-                "boundary": sorted(self.boundary),
-                "deleted_since": self.deleted_since,
-            },
+            {"v": CURSOR_VERSION, **times, "history_done": self.history_done, "incomplete": self.incomplete,
+             "collection_id": self.collection_id, "seen": packed},
             separators=(",", ":"),
         )
 
@@ -53,15 +80,22 @@ class HarvestCursor:
         if not text:
             return cls()
         data = json.loads(text)
+        if data.get("v") == 1:  # before publication-based automation: all after its watermark is new
+            mark = _opt(data.get("watermark"))
+            return cls(started=mark, history_done=True, watermark=mark, deleted_since=_opt(data.get("deleted_since")))
         if data.get("v") != CURSOR_VERSION:
             raise ValueError(
                 f"sensor cursor version {data.get('v')!r} is not {CURSOR_VERSION}; reset the "
                 "sensor's cursor in the UI to harvest again from the start"
             )
+        seen = data["seen"]
+        if isinstance(seen, str):
+            seen = json.loads(zlib.decompress(base64.b64decode(seen)))
         return cls(
-            watermark=data["watermark"],
-            boundary=frozenset(data["boundary"]),
-            deleted_since=data.get("deleted_since"),
+            started=_opt(data["started"]), history_done=data["history_done"], history_after=_opt(data["history_after"]),
+            watermark=_opt(data["watermark"]), incomplete=data["incomplete"], last_complete=_opt(data["last_complete"]),
+            seen={k: (int(v[0]), int(v[1])) for k, v in seen.items()}, collection_id=data["collection_id"],
+            deleted_since=_opt(data["deleted_since"]),
         )
 
 
@@ -70,57 +104,97 @@ class Harvest:
     records: list[GranuleRecord]
     cursor: HarvestCursor
     complete: bool
+    phase: str
     pages: int = 0
     hits: int | None = None
     rejected: list[str] = field(default_factory=list)
 
 
-def harvest(
-    cmr: CmrClient,
-    query: CmrQuery,
-    cursor: HarvestCursor,
-    max_granules: int,
-    max_seconds: float,
-    clock: Callable[[], float] = time.monotonic,
-) -> Harvest:
-    """New granule revisions since the cursor, oldest first, within the budget.
+@dataclass(frozen=True)
+class Budget:
+    granules: int
+    seconds: float
+    lookback: timedelta
+    clock: Callable[[], float] = time.monotonic
 
-    Raises ``CmrError`` if CMR fails; the caller then keeps its old cursor, so nothing is
-    skipped. Whole pages are consumed, so the returned cursor is exact.
-    """
-    started = clock()
-    watermark = cursor.watermark
-    boundary = set(cursor.boundary)
-    latest = _instant(watermark) if watermark else None
-    by_concept: dict[str, GranuleRecord] = {}
-    rejected: list[str] = []
-    pages = 0
-    hits = None
-    complete = True
-    with closing(cmr.iter_pages(query, revision_since=cursor.watermark)) as page_iter:
-        for page in page_iter:
-            pages += 1
-            hits = page.hits if hits is None else hits
-            rejected += page.rejected
+
+def harvest(cmr: CmrClient, query: CmrQuery, cursor: HarvestCursor, budget: Budget, with_history: bool, now: datetime) -> Harvest:
+    """What CMR published since the cursor, within the budget; raises ``CmrError`` if CMR fails
+    (the caller then keeps its old cursor, so nothing is skipped)."""
+    if cursor.started is None:
+        cursor = replace(cursor, started=now, watermark=now - budget.lookback, history_done=not with_history)
+    if not cursor.history_done:
+        return _history(cmr, query, cursor, budget)
+    return _incremental(cmr, query, cursor, budget, now)
+
+
+def _history(cmr: CmrClient, query: CmrQuery, cursor: HarvestCursor, budget: Budget) -> Harvest:
+    """The collection in data-time order, resuming after the last start date read (inclusive:
+    the caller drops granules it already registered)."""
+    assert cursor.started is not None
+    started, recent = budget.clock(), cursor.started - budget.lookback
+    result = Harvest([], cursor, complete=True, phase="history")
+    after, seen = cursor.history_after, dict(cursor.seen)
+    window = (after, None) if after else None
+    with closing(cmr.iter_pages(query, window=window, sort_key="start_date")) as pages:
+        for page in pages:
+            _count(result, page)
             for record in page.records:
-                token = revision_token(record)
-                if token in cursor.boundary:
+                result.records.append(record)
+                after = max(after, record.begin) if after and record.begin else (record.begin or after)
+                if record.revised >= recent:  # the incremental phase will read it again
+                    seen[record.concept_id] = (record.revision_id, _ms(record.revised))
+            if len(result.records) >= budget.granules or budget.clock() - started >= budget.seconds:
+                result.complete = False
+                break
+    result.cursor = replace(cursor, history_after=after, history_done=result.complete, seen=seen)
+    return result
+
+
+def _incremental(cmr: CmrClient, query: CmrQuery, cursor: HarvestCursor, budget: Budget, now: datetime) -> Harvest:
+    assert cursor.watermark is not None
+    start = cursor.watermark
+    if not cursor.incomplete and cursor.last_complete is not None:
+        start = min(start, cursor.last_complete - budget.lookback)
+    began, watermark, seen = budget.clock(), cursor.watermark, dict(cursor.seen)
+    by_concept: dict[str, GranuleRecord] = {}
+    result = Harvest([], cursor, complete=True, phase="incremental")
+    with closing(cmr.iter_pages(query, revision_since=start)) as pages:
+        for page in pages:
+            _count(result, page)
+            for record in page.records:
+                known = seen.get(record.concept_id)
+                if known is not None and known[0] >= record.revision_id:
                     continue
-                instant = _instant(record.revision_date)
-                if latest is None or instant > latest:
-                    latest, watermark, boundary = instant, record.revision_date, {token}
-                elif instant == latest:
-                    boundary.add(token)
+                seen[record.concept_id] = (record.revision_id, _ms(record.revised))
+                watermark = max(watermark, record.revised)
                 by_concept.pop(record.concept_id, None)
                 by_concept[record.concept_id] = record
-            if len(by_concept) >= max_granules or clock() - started >= max_seconds:
-                complete = False
+            if len(by_concept) >= budget.granules or budget.clock() - began >= budget.seconds:
+                result.complete = False
                 break
-    return Harvest(
-        records=list(by_concept.values()),
-        cursor=replace(cursor, watermark=watermark, boundary=frozenset(boundary)),
-        complete=complete,
-        pages=pages,
-        hits=hits,
-        rejected=rejected,
+    last_complete = now if result.complete else cursor.last_complete
+    next_start = watermark if not result.complete or last_complete is None else min(watermark, last_complete - budget.lookback)
+    kept = {c: v for c, v in seen.items() if v[1] >= _ms(next_start)}
+    result.records = list(by_concept.values())
+    result.cursor = replace(
+        cursor, watermark=watermark, incomplete=not result.complete, last_complete=last_complete, seen=kept
     )
+    return result
+
+
+def _count(result: Harvest, page) -> None:
+    result.pages += 1
+    result.hits = page.hits if result.hits is None else result.hits
+    result.rejected += page.rejected
+
+
+def recent_window(cmr: CmrClient, query: CmrQuery, since: datetime) -> tuple[list[GranuleRecord], list[str]]:
+    """Granules whose data reaches into [since, now]: the optional recent window a dataset
+    partitioned by day runs when its sensor is first switched on."""
+    records: list[GranuleRecord] = []
+    rejected: list[str] = []
+    for page in cmr.iter_pages(query, window=(since, None)):
+        records += page.records
+        rejected += page.rejected
+    return records, rejected

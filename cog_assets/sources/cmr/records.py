@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -59,6 +59,11 @@ class GranuleRecord(BaseModel):
     url_problem: str | None = None
 
     @property
+    def revised(self) -> datetime:
+        """When CMR published this revision (``revision_date``, parsed)."""
+        return parse_cmr_time(self.revision_date)
+
+    @property
     def item_id(self) -> str:
         """STAC item id: the granule file name without its extension."""
         name = self.require_file_name()
@@ -76,10 +81,35 @@ class GranuleRecord(BaseModel):
         return self.file_name
 
 
+_TIME = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2})?)(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_cmr_time(value: str) -> datetime:
+    """A CMR date as an aware UTC datetime, whichever of its forms it comes in.
+
+    CMR mixes ``…T18:51:39+0000``, ``…T18:51:39.123Z`` and ``…T18:51:39Z`` within one response:
+    compared as strings they sort wrongly, so every date is parsed before any comparison.
+    """
+    match = _TIME.match(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a CMR date (ISO 8601, e.g. 2024-06-01T00:00:00.000Z)")
+    day, clock, fraction, zone = match.groups()
+    fraction = (fraction or ".0")[:7].ljust(7, "0")
+    zone = "+00:00" if zone in (None, "Z") else f"{zone[:3]}:{zone[-2:]}"
+    clock = (clock or "00:00:00") + (":00" if clock and clock.count(":") == 1 else "")
+    return datetime.fromisoformat(f"{day}T{clock}{fraction}{zone}").astimezone(timezone.utc)
+
+
+def cmr_time(value: datetime) -> str:
+    """The form the platform sends to CMR: UTC, milliseconds, ``Z``."""
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
 def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parse_cmr_time(value) if value else None
 
 
 def _bbox(spatial: dict[str, Any]) -> tuple[float, float, float, float] | None:
@@ -152,7 +182,17 @@ def parse_umm_item(item: dict[str, Any], data_url_pattern: str | None = None) ->
     temporal = umm.get("TemporalExtent", {})
     range_dt = temporal.get("RangeDateTime", {})
     single = temporal.get("SingleDateTime")
-    begin = _parse_time(range_dt.get("BeginningDateTime") or single)
+    try:
+        begin = _parse_time(range_dt.get("BeginningDateTime") or single)
+        end = _parse_time(range_dt.get("EndingDateTime")) or begin
+        parse_cmr_time(revision_date)
+    except ValueError as exc:
+        raise UmmParseError(f"granule {concept_id}: {exc}") from None
+    if begin is None:
+        raise UmmParseError(
+            f"granule {concept_id} ({umm.get('GranuleUR')}) has no TemporalExtent in CMR; a STAC "
+            "item needs the data's time, so it cannot be a partition. Report it to the data provider"
+        )
     return GranuleRecord(
         concept_id=concept_id,
         revision_id=revision_id,
@@ -161,7 +201,7 @@ def parse_umm_item(item: dict[str, Any], data_url_pattern: str | None = None) ->
         collection_concept_id=meta.get("collection-concept-id"),
         file_name=file_name,
         begin=begin,
-        end=_parse_time(range_dt.get("EndingDateTime")) or begin,
+        end=end,
         bbox=_bbox(umm.get("SpatialExtent", {})),
         data_url=chosen,
         data_urls=https,
