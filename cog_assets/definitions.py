@@ -3,6 +3,7 @@ becomes assets, a sensor, checks and jobs; resources come from the environment."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,13 @@ from cog_assets.defs.resources import resources_from_env
 
 
 def build_definitions(
-    resources: Mapping[str, Any] | None = None, datasets_dir: Path = DATASETS_DIR
+    resources: Mapping[str, Any] | None = None, datasets_dir: Path | None = None
 ) -> Definitions:
+    """The definitions of every dataset file in ``datasets_dir`` (default: COG_ASSETS_DATASETS,
+    else the shipped ``cog_assets/datasets/``)."""
+    folder = datasets_dir or Path(os.environ.get("COG_ASSETS_DATASETS") or DATASETS_DIR)
     assets, sensors, checks, jobs = [], [], [], []
-    for dataset in load_datasets(datasets_dir):
+    for dataset in load_datasets(folder):
         built = build_dataset(dataset)
         assets += built.assets.all
         checks += built.checks

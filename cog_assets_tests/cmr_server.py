@@ -256,10 +256,12 @@ class FakeCmr:
             index = bisect.bisect_left(self._order, (granule.sort_key, granule.concept_id))
             del self._order[index]
             self._unindexed.discard(concept_id)
+            deleted_at = self._next_revision_date()
             self._deleted.append(
                 {
+                    "at": deleted_at,  # exact, as CMR keeps it; rendered in a mixed form
                     "concept-id": concept_id,
-                    "revision-date": mixed_time(self._next_revision_date(), concept_id),
+                    "revision-date": mixed_time(deleted_at, concept_id),
                     "parent-collection-id": granule.collection_id,
                     "granule-ur": f"{granule.short_name}.{granule.version}:{granule.file_name}",
                     "provider": granule.provider,
@@ -423,9 +425,9 @@ class FakeCmr:
         provider, collection = values.get("provider"), values.get("parent_collection_id")
         with self._lock:
             return 200, [
-                {k: v for k, v in d.items() if k != "provider"} | {"provider-id": d["provider"]}
+                {k: v for k, v in d.items() if k not in ("provider", "at")} | {"provider-id": d["provider"]}
                 for d in self._deleted
-                if _parse_time(d["revision-date"]) >= since_time
+                if d["at"] >= since_time
                 and (not provider or d["provider"] == provider)
                 and (not collection or d["parent-collection-id"] == collection)
             ]

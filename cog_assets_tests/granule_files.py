@@ -86,6 +86,7 @@ def make_omi_granule(
     variable_name: str = "ColumnAmountO3",
     struct_metadata: bool = True,
     grid_span: str = "(-180,180,-90,90)",
+    grid_spacing: str | None = None,
 ) -> SyntheticGranule:
     """An OMDOAO3e-like HDF-EOS5 file, laid out like the OMI structure dump."""
     values = omi_values() if values is None else values
@@ -104,6 +105,8 @@ def make_omi_granule(
         for name, value in _attrs_of(grid).items():
             grid_group.attrs[name] = value
         grid_group.attrs["GridSpan"] = grid_span
+        if grid_spacing is not None:  # the real product is 0.25°; coarser grids make fast soak tests
+            grid_group.attrs["GridSpacing"] = grid_spacing
         grid_group.attrs["NumberOfLatitudesInGrid"] = np.int32(values.shape[0])
         grid_group.attrs["NumberOfLongitudesInGrid"] = np.int32(values.shape[1])
         data_fields = grid_group.create_group("Data Fields")

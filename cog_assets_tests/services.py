@@ -84,6 +84,9 @@ def start_seaweedfs(directory: Path, bucket: str = "cog-assets-test", timeout: f
     args = [
         weed, "mini", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
+        # SeaweedFS 4.4x also serves Iceberg and Lance catalogs on fixed ports: two servers
+        # (a test that stops its own S3 beside the session's one) would collide
+        "-s3.port.iceberg=0", "-s3.port.lance=0",
         f"-metricsPort={free_port()}",
     ]
     for name in ports:

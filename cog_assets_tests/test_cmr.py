@@ -42,7 +42,7 @@ def test_pages_across_three_pages_with_search_after(fake_cmr, omi):
 
 
 def test_query_parameters(omi):
-    params = query_params(omi.cmr, 2000, revision_since="2024-01-01T00:00:00.000Z")
+    params = query_params(omi.cmr, 2000, revision_since=datetime(2024, 1, 1, tzinfo=timezone.utc))
     assert ("short_name", "OMDOAO3e") in params and ("version", "003") in params
     assert ("provider", "GES_DISC") in params and ("page_size", "2000") in params
     assert ("temporal[]", "2004-10-01T00:00:00Z,") in params

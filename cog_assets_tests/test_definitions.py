@@ -23,6 +23,7 @@ def test_public_contract_names():
     assert gpm.partitions_def.get_first_partition_key() == "1998-01-01"
     assert gpm.backfill_policy.max_partitions_per_run == 2
     check_keys = {key.name for key in repo.asset_graph.asset_check_keys}
-    assert check_keys == {"valid_cog", "in_sync_with_stac_api"}
+    assert check_keys == {"valid_cog", "in_sync_with_stac_api", "in_step_with_cmr"}
     for dataset in ("omdoao3e", "gpm_3imerghh"):
-        assert repo.has_job(f"{dataset}_stac_republish")
+        for job in ("stac_republish", "withdraw", "granule_job", "collection_job"):
+            assert repo.has_job(f"{dataset}_{job}")

@@ -28,7 +28,7 @@ from cog_assets.sources.cmr.client import (
     DeletedGranule,
 )
 from cog_assets.sources.cmr.harvest import HarvestCursor
-from cog_assets.sources.plan import plan_deletions
+from cog_assets.sources.plan import CLOCK_TOLERANCE, plan_deletions
 from cog_assets.store.archive import Archive
 from cog_assets.store.objects import StorageError
 
@@ -44,6 +44,7 @@ class PartitionState:
     def __init__(self, instance: DagsterInstance, dataset: DatasetConfig, strategy: PartitionStrategy, item_key: AssetKey) -> None:
         self.instance, self.dataset, self.strategy, self.item_key = instance, dataset, strategy, item_key
         self._keys: list[str] | None = None
+        self._by_concept: dict[str, str] | None = None
         self._processed: set[str] | None = None
 
     def keys(self) -> list[str]:
@@ -53,7 +54,9 @@ class PartitionState:
         return self._keys
 
     def by_concept(self) -> dict[str, str]:
-        return {self.strategy.concept_of(key): key for key in self.keys()}
+        if self._by_concept is None:
+            self._by_concept = {self.strategy.concept_of(key): key for key in self.keys()}
+        return self._by_concept
 
     def is_processed(self, key: str) -> bool:
         if self._processed is None:
@@ -81,10 +84,8 @@ def _in_flight(instance: DagsterInstance, job_name: str) -> set[str]:
 def _pending(dataset: DatasetConfig, strategy: PartitionStrategy, archive: Archive, state: PartitionState,
              log: Callable[[str], None]) -> Callable[[str], bool]:
     """Whether a deleted granule still has anything here: a partition, or stored objects."""
-    partitions = None if strategy.by_day else state.by_concept()
-
     def pending(concept_id: str) -> bool:
-        if partitions is not None and concept_id in partitions:
+        if not strategy.by_day and concept_id in state.by_concept():
             return True
         try:
             return archive.has_record(dataset.id, concept_id) or bool(staged_revisions(archive, dataset.id, concept_id))
@@ -116,7 +117,9 @@ def deletion_requests(
         since = now - DELETIONS_LOOKBACK_LIMIT
     try:
         collection_id = cursor.collection_id or cmr.collection_concept_id(dataset.cmr)
-        entries = cmr.deleted_granules(dataset.cmr, since, collection_id)
+        # CMR's clock is not ours and some date forms drop milliseconds: look a little earlier
+        # (what was carried out already is recognised and skipped)
+        entries = cmr.deleted_granules(dataset.cmr, since - CLOCK_TOLERANCE, collection_id)
     except CmrError as exc:
         context.log.warning(f"{dataset.id}: could not list CMR deletions, retrying next tick: {exc}")
         return [], cursor

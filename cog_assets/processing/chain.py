@@ -27,7 +27,7 @@ from cog_assets.sources.cmr.records import GranuleRecord
 from cog_assets.sources.earthdata import EarthdataDownloader
 from cog_assets.stac import items as stac
 from cog_assets.stac import publishing
-from cog_assets.stac.api import Decision, StacApi
+from cog_assets.stac.api import Decision, DuplicateItemError, StacApi, StacApiError
 from cog_assets.store.archive import Archive
 from cog_assets.store.layout import (
     COG_MEDIA_TYPE,
@@ -167,12 +167,15 @@ def _load_cog(svc: Services, attempt: _Attempt) -> None:
     attempt.cog_uri = svc.archive.storage.uri(key)
 
 
-def describe(svc: Services, attempt: _Attempt, decision: Decision | None, outcome: GranuleOutcome) -> dict[str, Any]:
-    """The STAC item, committed as the granule's live item (storage, then the STAC API)."""
+def describe(
+    svc: Services, attempt: _Attempt, decision: Decision | None, outcome: GranuleOutcome, publish: bool = True
+) -> dict[str, Any]:
+    """The STAC item, committed as the granule's live item (storage, then the STAC API unless
+    it could not be reached)."""
     dataset, record = svc.dataset, attempt.record
     assert attempt.cog_path is not None and attempt.cog_uri is not None
     item = stac.build_item(dataset, record, attempt.cog_path, attempt.cog_uri, svc.cmr.base_url)
-    committed = revisions.commit(svc.archive, svc.stac_api, dataset, record, item, decision)
+    committed = revisions.commit(svc.archive, svc.stac_api, dataset, record, item, decision, publish)
     outcome.previous = committed.previous
     replaced = committed.previous.item_id if committed.previous and committed.previous.file_name else None
     return {
@@ -249,9 +252,14 @@ def process(
         if skip_current and (current := publish_if_current(svc, record)) is not None:
             outcome.current = current
             return outcome
-        decision = None
+        decision, unreachable = None, None
         if "stac_item" in steps:  # before writing: a refusal leaves storage untouched
-            decision = publishing.plan_item(svc.stac_api, svc.dataset, record.item_id, record.revision_id)
+            try:
+                decision = publishing.plan_item(svc.stac_api, svc.dataset, record.item_id, record.revision_id)
+            except DuplicateItemError:
+                raise
+            except StacApiError as exc:  # stored anyway: a retry or the republish job publishes it
+                unreachable = exc
         if "granule" in steps:
             outcome.done.append(StepDone("granule", stage(svc, attempt)))
         if "cog" in steps:
@@ -259,7 +267,9 @@ def process(
         elif "stac_item" in steps:
             _load_cog(svc, attempt)
         if "stac_item" in steps:
-            outcome.done.append(StepDone("stac_item", describe(svc, attempt, decision, outcome)))
+            outcome.done.append(StepDone("stac_item", describe(svc, attempt, decision, outcome, unreachable is None)))
+        if unreachable is not None:
+            raise unreachable
     except Exception as exc:  # noqa: BLE001 (one granule's failure must not stop the range)
         outcome.error = describe_failure(concept_id, outcome.record, exc)
         if attempt is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cog_assets.dataset import DatasetConfig
-from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.sources.cmr.records import GranuleRecord, parse_cmr_time
 from cog_assets.stac import publishing
 from cog_assets.stac.api import Decision, StacApi
 from cog_assets.store.archive import Archive, dumps
@@ -34,7 +34,7 @@ from cog_assets.store.layout import (
     revision_of,
     staged_record_key,
 )
-from cog_assets.store.objects import ListedObject, StorageError
+from cog_assets.store.objects import ListedObject, ObjectNotFound, StorageError
 
 
 class StaleRevisionError(RuntimeError):
@@ -52,6 +52,21 @@ class Committed:
     previous: GranuleRecord | None
     published: str
     removed: list[str] = field(default_factory=list)
+
+
+def check_not_withdrawn(archive: Archive, dataset_id: str, record: GranuleRecord) -> None:
+    """A run that read CMR before the granule was deleted must not bring it back after its
+    withdrawal (a granule CMR re-ingests later has a newer revision date, and is welcome)."""
+    try:
+        tombstone = read_tombstone(archive, dataset_id, record.concept_id)
+    except ObjectNotFound:
+        return
+    deleted = tombstone.get("cmr_deletion", {}).get("revision_date")
+    if deleted and parse_cmr_time(deleted) >= record.revised:
+        raise StaleRevisionError(
+            f"granule {record.concept_id} was deleted from CMR at {deleted}, after revision "
+            f"{record.revision_id} this run has; it was withdrawn and is not published again"
+        )
 
 
 def check_not_stale(live: GranuleRecord | None, record: GranuleRecord) -> None:
@@ -113,21 +128,26 @@ def commit(
     record: GranuleRecord,
     item: Any,
     decision: Decision | None,
+    publish: bool = True,
 ) -> Committed:
     """Make ``record``'s item the granule's live item, in storage, then in the STAC API.
 
     Storage switches first (the item JSON, then the live record; an item of the previous
     revision under another name is removed from storage at once, so storage never holds two
-    items for one concept-id). If the API then fails, the objects the API's item still points
-    at are kept and the error propagates; a re-run publishes and cleans up.
+    items for one concept-id). If the API then fails (or ``publish`` is False because it could
+    not be reached), the objects the API's item still points at are kept; a re-run, or the
+    republish job, publishes, and the next commit cleans up.
     """
     ds = dataset.id
     previous = archive.read_record(ds, record.concept_id)
     check_not_stale(previous, record)
+    check_not_withdrawn(archive, ds, record)
     stored, payload = archive.put_item(ds, item)
     archive.put_record(ds, record)
     if previous is not None and previous.file_name and previous.item_id != record.item_id:
         archive.storage.delete(item_key(ds, previous.item_id))
+    if not publish:
+        return Committed(payload, stored.uri, stored.size, stored.sha256, previous, "not published: the STAC API is unreachable")
     published = publishing.publish_item(api, dataset, payload, decision) if decision else "not configured"
     removed = clean_up(archive, api, dataset, record, payload)
     return Committed(payload, stored.uri, stored.size, stored.sha256, previous, published, removed)

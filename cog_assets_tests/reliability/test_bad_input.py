@@ -12,7 +12,7 @@ import pytest
 from dagster import AssetKey
 
 from cog_assets.dataset import DatasetConfigError, load_datasets
-from cog_assets.sources.cmr.records import CONCEPT_ID
+from cog_assets.defs.partitions import GRANULE_KEY
 from cog_assets.store.objects import LocalStorage
 
 from ..cmr_server import Fault, FakeCmr
@@ -140,7 +140,7 @@ def _tick_fails_then_recovers(fake_cmr, datasets, instance, faults, match, monke
         harness.tick()
     assert harness.cursor == before
     harness.tick()
-    assert sorted(harness.added) == sorted(fake_cmr._granules)  # nothing skipped, nothing twice
+    assert sorted(k.split("_", 1)[1] for k in harness.added) == sorted(fake_cmr._granules)  # nothing skipped, nothing twice
     assert len(harness.added) == len(set(harness.added)) == 40
     return 40 - len(set(harness.added))
 
@@ -190,19 +190,20 @@ def test_hostile_names_never_escape_storage_or_become_partition_keys(fake_cmr, d
     harness.tick()
     keys = instance.get_dynamic_partitions("omdoao3e_granules")
     assert len(keys) == len(HOSTILE_FILE_NAMES)  # hostile concept-ids are skipped, with a warning
-    assert all(CONCEPT_ID.match(k) and "," not in k for k in keys)
+    assert all(GRANULE_KEY.match(k) and "," not in k for k in keys)
 
     platform = Platform(omi, fake_cmr, storage_root.as_uri(), instance)
     outcomes = {}
     for key in keys:
         result = platform.run(key)
-        outcomes[fake_cmr.granule(key).file_name] = "stored" if result.success else failure_messages(result)[0]
-        assert result.success or f"granule {key}" in outcomes[fake_cmr.granule(key).file_name]
+        concept_id = key.split("_", 1)[1]
+        outcomes[fake_cmr.granule(concept_id).file_name] = "stored" if result.success else failure_messages(result)[0]
+        assert result.success or f"granule {concept_id}" in outcomes[fake_cmr.granule(concept_id).file_name]
     # every file landed inside the storage folder, or the partition failed saying why
     outside = [p for p in (tmp_path / "root").rglob("*") if storage_root not in p.parents and p != storage_root]
     assert outside == []
     assert "not a plain file name" in outcomes["with space.he5"] and "not a plain file name" in outcomes["a,b.he5"]
-    stored = [k.rsplit("/", 1)[-1] for k in LocalStorage(storage_root).list_keys("omdoao3e/granules")]
+    stored = [k.rsplit("/", 1)[-1] for k in LocalStorage(storage_root).list_keys("omdoao3e/granules/")]
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name) for name in stored)
     assert partial_objects(LocalStorage(storage_root), "omdoao3e") == []
     refused = sum(1 for o in outcomes.values() if o != "stored")

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from cog_assets.store.layout import granule_key
 from cog_assets.store.objects import LocalStorage, S3Storage
 
 from ..cmr_server import Fault, FakeCmr
 from ..granule_files import make_omi_granule, omi_values
-from ..helpers import Platform, failure_messages, omi_file_name
+from ..helpers import Platform, failure_messages, omi_file_name, partition_of, stored_cog
 from ..services import start_seaweedfs
 from .audit import partial_objects
 
@@ -66,7 +67,7 @@ def test_s3_stopped_mid_backfill_then_restarted(fake_cmr, datasets, instance, ow
         retried = platform.run(cid)
         assert retried.success, failure_messages(retried)
     storage = S3Storage(own_seaweedfs.client(), own_seaweedfs.bucket, "backfill")
-    items = storage.list_keys("omdoao3e/items")
+    items = storage.list_keys("omdoao3e/items/")
     lost = len(granules) - len(items)
     partial = partial_objects(storage, "omdoao3e")
     assert lost == 0 and partial == []
@@ -113,7 +114,7 @@ _KILL_DURING_COG_WRITE = textwrap.dedent(
 def _normalized(root: Path, item_id: str) -> tuple[bytes, dict]:
     item = json.loads((root / "omdoao3e" / "items" / f"{item_id}.json").read_text())
     item["assets"]["cog_default"]["href"] = item["assets"]["cog_default"]["href"].replace(root.as_uri(), "ROOT")
-    return (root / "omdoao3e" / "cogs" / f"{item_id}.tif").read_bytes(), item
+    return stored_cog(root, "omdoao3e", item_id).read_bytes(), item
 
 
 def test_worker_killed_mid_write_then_rerun_matches_a_clean_run(fake_cmr, datasets, instance, tmp_path, record):
@@ -122,13 +123,13 @@ def test_worker_killed_mid_write_then_rerun_matches_a_clean_run(fake_cmr, datase
     killed_root = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     died = subprocess.run(
-        [sys.executable, "-c", _KILL_DURING_COG_WRITE, fake_cmr.url, fake_cmr.token, killed_root.as_uri(), granule.concept_id],
+        [sys.executable, "-c", _KILL_DURING_COG_WRITE, fake_cmr.url, fake_cmr.token, killed_root.as_uri(), partition_of(granule)],
         env=env, capture_output=True, timeout=300,
     )
     assert died.returncode == -9, died.stderr.decode()[-2000:]
     storage = LocalStorage(killed_root)
-    assert storage.list_keys("omdoao3e/cogs") == [] and storage.list_keys("omdoao3e/items") == []
-    leftovers = [p.name for p in (killed_root / "omdoao3e" / "cogs").iterdir()]
+    assert storage.list_keys("omdoao3e/cogs/") == [] and storage.list_keys("omdoao3e/items/") == []
+    leftovers = [p.name for p in (killed_root / "omdoao3e" / "cogs").rglob("*") if p.is_file()]
     assert len(leftovers) == 1 and leftovers[0].endswith(".partial")  # a hidden temp name, never final
     assert partial_objects(storage, "omdoao3e") == []  # the staged granule is complete and verified
 
@@ -155,7 +156,7 @@ def test_download_host_503_then_200(fake_cmr, datasets, instance, local_storage_
     assert result.success, failure_messages(result)
     assert len(waits) == 2
     stored = LocalStorage(Path(local_storage_url[len("file://"):]))
-    assert stored.get_bytes(f"omdoao3e/granules/{granule.file_name}") == fake_cmr.file_for(granule.data_path)
+    assert stored.get_bytes(granule_key("omdoao3e", granule.concept_id, 1, granule.file_name)) == fake_cmr.file_for(granule.data_path)
     assert partial_objects(stored, "omdoao3e") == []
     record("fault: download host answers 503, 503, then 200", "retried with backoff (2 waits); materialized")
 

@@ -24,7 +24,7 @@ from cog_assets.store.objects import LocalStorage, S3Storage
 
 from ..cmr_server import FakeCmr
 from ..granule_files import make_omi_granule
-from ..helpers import add_omi_granule, Platform, failure_messages
+from ..helpers import add_omi_granule, Platform, failure_messages, partition_of
 from ..http_proxy import FaultProxy
 from ..services import S3_SECRET
 
@@ -58,11 +58,11 @@ def test_secrets_never_reach_logs_metadata_run_config_or_storage(
         home = tmp_path / "dagster_home"
         home.mkdir()
         with DagsterInstance.local_temp(str(home), overrides={"telemetry": {"enabled": False}}) as instance:
-            instance.add_dynamic_partitions("omdoao3e_granules", [granule.concept_id])
+            instance.add_dynamic_partitions("omdoao3e_granules", [partition_of(granule)])
             resources = resources_from_env()  # the platform's own wiring: secrets as EnvVar
             collection = materialize([built.stac_collection], resources=resources, instance=instance)
             chain = materialize(
-                [built.chain], partition_key=granule.concept_id,
+                [built.chain], partition_key=partition_of(granule),
                 resources=resources, instance=instance, raise_on_error=False,
             )
             assert collection.success and chain.success, failure_messages(chain)
@@ -136,7 +136,7 @@ def test_nothing_is_unpickled_and_storage_holds_real_formats(fake_cmr, datasets,
             assert key.endswith(".json"), key
             json.loads(data)
         kinds[key.rsplit(".", 1)[-1]] = kinds.get(key.rsplit(".", 1)[-1], 0) + 1
-    assert kinds == {"he5": 1, "tif": 1, "json": 2}  # granule, COG, CMR record, item
+    assert kinds == {"he5": 1, "tif": 1, "json": 3}  # granule, COG, CMR record (staged and live), item
     record("security: nothing unpickled from shared storage",
            "chain ran with pickle.load/loads disabled; storage holds only HDF5, GeoTIFF and JSON")
 

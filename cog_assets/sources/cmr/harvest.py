@@ -32,7 +32,8 @@ from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.sources.cmr.records import GranuleRecord, cmr_time, parse_cmr_time
 
 CURSOR_VERSION = 2
-_COMPRESS_ABOVE = 500  # seen entries; beyond this the cursor stores them zlib-compressed
+_COMPRESS_ABOVE = 500
+_TRUNCATION = timedelta(seconds=1)  # seen entries; beyond this the cursor stores them zlib-compressed
 
 
 def _ms(moment: datetime) -> int:
@@ -175,7 +176,9 @@ def _incremental(cmr: CmrClient, query: CmrQuery, cursor: HarvestCursor, budget:
                 break
     last_complete = now if result.complete else cursor.last_complete
     next_start = watermark if not result.complete or last_complete is None else min(watermark, last_complete - budget.lookback)
-    kept = {c: v for c, v in seen.items() if v[1] >= _ms(next_start)}
+    # some of CMR's date forms drop the milliseconds: a date read as T may stand for T + 0.999 s,
+    # and CMR (which knows the exact time) returns it again from a watermark up to 1 s after T
+    kept = {c: v for c, v in seen.items() if v[1] >= _ms(next_start - _TRUNCATION)}
     result.records = list(by_concept.values())
     result.cursor = replace(
         cursor, watermark=watermark, incomplete=not result.complete, last_complete=last_complete, seen=kept
