@@ -18,7 +18,7 @@ from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
 from .dagster_dev import DagsterDev, wait_for_backfill
 from .granule_files import imerg_values, make_imerg_granule, make_omi_granule
-from .helpers import imerg_file_name, omi_file_name
+from .helpers import imerg_file_name, omi_file_name, partition_of
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = datetime(2011, 1, 1, tzinfo=timezone.utc)
@@ -74,7 +74,7 @@ def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres
     flipped, truncated = granules[4], granules[13]
     fake_cmr.set_file(flipped, good.content[:-1] + bytes([good.content[-1] ^ 1]))
     fake_cmr.set_file(truncated, good.content[:-1000])
-    keys = [g.concept_id for g in granules]
+    keys = [partition_of(g) for g in granules]
     partitions = DynamicPartitionsDefinition(name="omdoao3e_granules")
     paths = [["omdoao3e", step] for step in STEPS]
 
@@ -87,7 +87,7 @@ def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres
             statuses = instance.get_status_by_partition(AssetKey(["omdoao3e", "stac_item"]), keys, partitions)
             failed = sorted(k for k, s in statuses.items() if s == AssetPartitionStatus.FAILED)
             materialized = [k for k, s in statuses.items() if s == AssetPartitionStatus.MATERIALIZED]
-            assert failed == sorted([flipped.concept_id, truncated.concept_id]) and len(materialized) == 18
+            assert failed == sorted([partition_of(flipped), partition_of(truncated)]) and len(materialized) == 18
             runs = instance.get_run_records()
             assert len(runs) == 1  # 20 granules in one ranged run (100 per run)
             failure = next(

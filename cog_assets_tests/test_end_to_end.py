@@ -15,7 +15,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from .granule_files import make_omi_granule
-from .helpers import now_utc, omi_file_name
+from .helpers import now_utc, omi_file_name, partition_of, stored_cog
 from .services import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,11 +40,11 @@ def _dagster(*args: str) -> list[str]:
     return [sys.executable, "-m", "dagster", *args]
 
 
-def _add_recent_omi(fake_cmr, days_ago: int):
+def _add_recent_omi(fake_cmr, days_ago: int, **extra):
     day = (now_utc() - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0, microsecond=0)
     return fake_cmr.add_granule(
         short_name="OMDOAO3e", version="003", file_name=omi_file_name(day), begin=day,
-        end=day + timedelta(days=1) - timedelta(milliseconds=1), content=make_omi_granule().content,
+        end=day + timedelta(days=1) - timedelta(milliseconds=1), content=make_omi_granule().content, **extra,
     )
 
 
@@ -53,11 +53,11 @@ def test_cli_materializes_a_partition(fake_cmr, tmp_path, local_storage_url, mon
     env = _env(fake_cmr, local_storage_url, tmp_path / "home")
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        instance.add_dynamic_partitions("omdoao3e_granules", [granule.concept_id])
+        instance.add_dynamic_partitions("omdoao3e_granules", [partition_of(granule)])
     completed = subprocess.run(
         _dagster("asset", "materialize", "-m", "cog_assets.definitions",
                  "--select", "omdoao3e/granule,omdoao3e/cog,omdoao3e/stac_item",
-                 "--partition", granule.concept_id),
+                 "--partition", partition_of(granule)),
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -67,8 +67,9 @@ def test_cli_materializes_a_partition(fake_cmr, tmp_path, local_storage_url, mon
 
 
 def test_daemon_with_sensor_on_materializes_new_granules(fake_cmr, tmp_path, local_storage_url, monkeypatch):
-    old = _add_recent_omi(fake_cmr, 60)  # history: registered, not run
-    recent = [_add_recent_omi(fake_cmr, d) for d in (2, 1)]
+    published = now_utc() - timedelta(days=30)  # before the sensor is switched on
+    old = _add_recent_omi(fake_cmr, 60, revision_date=published)  # history: registered, not run
+    recent = [_add_recent_omi(fake_cmr, d, revision_date=published) for d in (2, 1)]  # the recent window
     env = _env(fake_cmr, local_storage_url, tmp_path / "home")
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
     started = subprocess.run(
@@ -83,7 +84,7 @@ def test_daemon_with_sensor_on_materializes_new_granules(fake_cmr, tmp_path, loc
         )
     try:
         key = AssetKey(["omdoao3e", "stac_item"])
-        wanted = {g.concept_id for g in recent}
+        wanted = {partition_of(g) for g in recent}
         deadline = time.monotonic() + 240
         done: set[str] = set()
         while time.monotonic() < deadline and done != wanted:
@@ -93,12 +94,12 @@ def test_daemon_with_sensor_on_materializes_new_granules(fake_cmr, tmp_path, loc
             if done != wanted:
                 time.sleep(2)  # polling a bounded wait for the daemon, not synchronising threads
         assert done == wanted, (tmp_path / "dev.log").read_text()[-4000:]
-        assert old.concept_id in partitions
+        assert partition_of(old) in partitions
         with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            assert old.concept_id not in instance.get_materialized_partitions(key)
+            assert partition_of(old) not in instance.get_materialized_partitions(key)
         storage = Path(local_storage_url[len("file://"):])
         for granule in recent:
-            assert (storage / "omdoao3e" / "cogs" / f"{granule.file_name[:-4]}.tif").exists()
+            assert stored_cog(storage, "omdoao3e", granule.file_name[:-4]).exists()
     finally:
         os.killpg(daemon.pid, signal.SIGINT)
         try:

@@ -10,15 +10,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DeleteDynamicPartitionsRequest, SensorResult
+from dagster import AssetKey, SensorResult
 
 from cog_assets.defs.assets import REPROCESS_TAG
 from cog_assets.dataset import DatasetConfig, DatasetConfigError, PartitioningConfig, load_dataset
-from .helpers import sensor_for
 
 from .cmr_server import FakeCmr
 from .granule_files import make_omi_granule
-from .helpers import Platform, SensorHarness, failure_messages, is_idle
+from .helpers import Platform, failure_messages, is_idle
 
 DAY1 = datetime(2012, 1, 1, tzinfo=timezone.utc)
 DAY2 = DAY1 + timedelta(days=1)
@@ -31,14 +30,14 @@ def omi_by_day(datasets) -> DatasetConfig:
     return omi.model_copy(update={"partitioning": PartitioningConfig(by="day", granules_per_day=PER_DAY)})
 
 
-def _add_day(cmr: FakeCmr, day: datetime, content: bytes, count: int = PER_DAY) -> list:
+def _add_day(cmr: FakeCmr, day: datetime, content: bytes, count: int = PER_DAY, **extra) -> list:
     """``count`` granules starting ``day``, 8 hours each."""
     granules = []
     for i in range(count):
         begin = day + timedelta(hours=8 * i)
         granules.append(cmr.add_granule(
             short_name="OMDOAO3e", version="003", begin=begin, end=begin + timedelta(hours=8, milliseconds=-1),
-            file_name=f"OMI-Aura_L3-OMDOAO3e_{day:%Ym%m%d}_part{i}_v003.he5", content=content,
+            file_name=f"OMI-Aura_L3-OMDOAO3e_{day:%Ym%m%d}_part{i}_v003.he5", content=content, **extra,
         ))
     return granules
 
@@ -74,9 +73,10 @@ def test_a_bad_granule_fails_its_day_only_and_the_retry_redoes_only_it(fake_cmr,
     assert f"granule {bad.concept_id} ({bad.file_name}): " in message and "checksum mismatch" in message
     assert _materialized(platform) == {"2012-01-01"}
     assert len(downloads) == 6
-    day2_manifest = _manifest(local_storage_url, "2012-01-02")
-    assert [g["status"] for g in day2_manifest["granules"]] == ["processed", "failed", "processed"]
-    assert "checksum mismatch" in day2_manifest["granules"][1]["error"]
+    day2_manifest = _manifest(local_storage_url, "2012-01-02")  # exactly the live granules
+    assert [g["status"] for g in day2_manifest["granules"]] == ["processed", "processed"]
+    assert [g["concept_id"] for g in day2_manifest["failed"]] == [bad.concept_id]
+    assert "checksum mismatch" in day2_manifest["failed"][0]["error"]
     assert day2_manifest["granules_in_cmr"] == day2_manifest["granules_expected"] == 3
 
     fake_cmr.set_file(bad, content)  # the fault is removed
@@ -125,37 +125,42 @@ def test_a_day_cmr_does_not_list_fails_naming_the_day(fake_cmr, omi_by_day, inst
 
 def test_sensor_requests_day_runs_and_registers_nothing(fake_cmr, omi_by_day, instance, local_storage_url):
     content = make_omi_granule().content
-    old = _add_day(fake_cmr, DAY1, content)
+    published = datetime.now(timezone.utc) - timedelta(days=2)  # before the sensor is switched on
+    old = _add_day(fake_cmr, DAY1, content, revision_date=published)
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    _add_day(fake_cmr, today - timedelta(days=1), content)
-    _add_day(fake_cmr, today, content, count=1)
+    _add_day(fake_cmr, today - timedelta(days=1), content, revision_date=published)
+    _add_day(fake_cmr, today, content, count=1, revision_date=published)
     platform = Platform(omi_by_day, fake_cmr, local_storage_url, instance)
-    sensor = sensor_for(omi_by_day)
-    harness = SensorHarness(sensor, fake_cmr.url, instance, storage_url=local_storage_url)
 
-    first = harness.tick()
+    first = platform.tick()
     assert isinstance(first, SensorResult) and not first.dynamic_partitions_requests
-    runs = [(r.partition_key, r.run_key) for r in first.run_requests]
-    recent_days = [f"{today - timedelta(days=1):%Y-%m-%d}", f"{today:%Y-%m-%d}"]
-    assert [key for key, _ in runs] == [None, *recent_days]  # the collection first, then a run per recent day
-    assert is_idle(harness.tick())
+    recent = [f"{today - timedelta(days=1):%Y-%m-%d}", f"{today:%Y-%m-%d}"]
+    assert [r.job_name for r in first.run_requests] == ["omdoao3e_collection_job", "omdoao3e_granule_job"]
+    ranged = first.run_requests[1].tags  # the recent window, both days in one ranged run
+    assert (ranged["dagster/asset_partition_range_start"], ranged["dagster/asset_partition_range_end"]) == tuple(recent)
+    assert is_idle(platform.tick())
 
-    # the old day, once materialized, follows CMR: a revised granule re-runs that day
+    # an old day follows CMR: a granule revised after the sensor was switched on re-runs its day
     assert platform.run("2012-01-01").success
     fake_cmr.revise(old[2].concept_id, content=content)
-    revised = harness.tick()
-    assert [r.partition_key for r in revised.run_requests if r.partition_key] == ["2012-01-01"]
-    assert platform.run("2012-01-01").success
+    revised = platform.tick()
+    assert [r.partition_key for r in revised.run_requests if r.job_name == "omdoao3e_granule_job"] == ["2012-01-01"]
+    assert all(outcome.success for outcome in platform.execute(revised))
     assert platform.metadata("2012-01-01")["granules_processed"] == 1
 
-    # a CMR deletion withdraws the granule's objects; no partition is deleted
+    # a CMR deletion is withdrawn by a run: objects gone, manifest updated, no partition deleted
     fake_cmr.delete(old[0].concept_id)
-    deleted = harness.tick()
-    assert not any(isinstance(r, DeleteDynamicPartitionsRequest) for r in deleted.dynamic_partitions_requests or [])
+    deleted = platform.tick()
+    assert not deleted.dynamic_partitions_requests
+    assert [r.job_name for r in deleted.run_requests] == ["omdoao3e_withdraw"]  # the collection exists now
+    assert all(outcome.success for outcome in platform.execute(deleted))
     root = Path(local_storage_url[len("file://"):]) / "omdoao3e"
     assert (root / "deleted" / f"{old[0].concept_id}.json").exists()
-    assert not (root / "cogs" / f"{old[0].file_name[:-4]}.tif").exists()
-    assert (root / "cogs" / f"{old[1].file_name[:-4]}.tif").exists()
+    assert not (root / "cogs" / old[0].concept_id).exists() and (root / "cogs" / old[1].concept_id).exists()
+    assert [g["concept_id"] for g in _manifest(local_storage_url, "2012-01-01")["granules"]] == [
+        old[1].concept_id, old[2].concept_id
+    ]
+    assert is_idle(platform.tick())
 
 
 @pytest.mark.parametrize(

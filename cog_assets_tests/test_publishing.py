@@ -5,23 +5,23 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import rasterio
-from dagster import AssetCheckKey, AssetKey, materialize
+from dagster import AssetCheckKey, AssetKey
 from pystac_client import Client
 
 from cog_assets.dataset import DuplicatePolicy
 from cog_assets.defs.maintenance import IN_SYNC_CHECK
-from .helpers import sensor_for
+from .helpers import partition_of, stored_cog
 from cog_assets.store.objects import sha256_of
 
 from .cmr_server import FakeCmr
 from .granule_files import make_omi_granule, omi_values
-from .helpers import add_omi_granule, Platform, SensorHarness, failure_messages, now_utc
-from .services import free_port
+from .helpers import add_omi_granule, Platform, failure_messages, now_utc
 
 FIRST_DAY = datetime(2012, 1, 1, tzinfo=timezone.utc)
 
@@ -145,67 +145,39 @@ def test_reconciliation_finds_a_missing_item_and_republish_restores_it(
 
 def test_revision_and_deletion_through_the_sensor(fake_cmr, omi, instance, local_storage_url, stac_api_url):
     platform = Platform(omi, fake_cmr, local_storage_url, instance, stac_api_url=stac_api_url)
-    sensor = sensor_for(omi)
-    harness = SensorHarness(sensor, fake_cmr.url, instance, storage_url=local_storage_url, stac_api_url=stac_api_url)
+    platform.tick()  # switched on
     day = (now_utc() - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
     granule = _add_day(fake_cmr, day, seed=1)
     item_id = granule.file_name[:-4]
 
-    def run_requested(result):
-        for request in result.run_requests:
-            if request.partition_key is None:  # the collection, requested once
-                assert materialize([platform.built.stac_collection], resources=platform.resources(), instance=instance).success
-                continue
-            run = platform.run(request.partition_key, selection=request.asset_selection, tags=request.tags)
-            assert run.success, failure_messages(run)
+    def run_requested():
+        result = platform.tick()
+        for outcome in platform.execute(result):
+            assert outcome.success, failure_messages(outcome)
+        return result
 
-    run_requested(harness.tick())
+    run_requested()
     first = _api_items(stac_api_url)[item_id]
     assert first["properties"]["cmr:revision_id"] == 1
 
     fake_cmr.revise(granule.concept_id, content=make_omi_granule(omi_values(seed=7)).content)
-    result = harness.tick()
+    result = run_requested()
     assert [r.tags.get("cog_assets/cmr_revision") for r in result.run_requests] == ["2"]  # collection: once
-    run_requested(result)
     second = _api_items(stac_api_url)[item_id]
     assert second["properties"]["cmr:revision_id"] == 2
     assert second["properties"]["updated"] > first["properties"]["updated"]
-    cog = platform.archive().storage._path(f"omdoao3e/cogs/{item_id}.tif")
+    cog = stored_cog(Path(local_storage_url[len("file://"):]), "omdoao3e", item_id)
     assert second["assets"]["cog_default"]["file:checksum"] == "1220" + sha256_of(cog)
     assert second["assets"]["cog_default"]["file:checksum"] != first["assets"]["cog_default"]["file:checksum"]
     assert platform.metadata(granule.concept_id)["stac_api"] == "replaced"
 
     fake_cmr.delete(granule.concept_id)
-    harness.tick()
-    assert harness.deleted == [granule.concept_id]
+    run_requested()
     assert item_id not in _api_items(stac_api_url)
     assert not list(Client.open(stac_api_url).search(collections=["omdoao3e"], ids=[item_id]).items())
     storage = platform.archive().storage
-    assert storage.list_keys("omdoao3e/items") == [] and storage.list_keys("omdoao3e/cogs") == []
-    assert storage.list_keys("omdoao3e/granules") == [] and storage.list_keys("omdoao3e/cmr") == []
+    for folder in ("items", "cogs", "granules", "cmr"):
+        assert storage.list_keys(f"omdoao3e/{folder}/") == []
     tombstone = json.loads(storage.get_bytes(f"omdoao3e/deleted/{granule.concept_id}.json"))
-    assert tombstone["cmr_deletion"]["concept-id"] == granule.concept_id and tombstone["item_id"] == item_id
-    assert granule.concept_id not in instance.get_dynamic_partitions("omdoao3e_granules")
-
-
-def test_deletion_waits_for_an_unreachable_api(fake_cmr, omi, instance, local_storage_url, stac_api_url):
-    platform = Platform(omi, fake_cmr, local_storage_url, instance, stac_api_url=stac_api_url)
-    sensor = sensor_for(omi)
-    harness = SensorHarness(sensor, fake_cmr.url, instance, storage_url=local_storage_url, stac_api_url=stac_api_url)
-    granule = _add_day(fake_cmr, FIRST_DAY)
-    harness.tick()
-    assert platform.run(granule.concept_id).success
-
-    fake_cmr.delete(granule.concept_id)
-    deleted_at = fake_cmr._deleted[-1]["revision-date"]
-    harness.stac_api_url = f"http://127.0.0.1:{free_port()}"
-    harness.tick()
-    assert harness.deleted == []
-    assert json.loads(harness.cursor)["deleted_since"] == deleted_at  # it is looked at again
-    assert granule.file_name[:-4] in _api_items(stac_api_url)  # nothing half-withdrawn
-    assert platform.archive().storage.list_keys("omdoao3e/cogs")
-
-    harness.stac_api_url = stac_api_url
-    harness.tick()
-    assert harness.deleted == [granule.concept_id]
-    assert granule.file_name[:-4] not in _api_items(stac_api_url)
+    assert tombstone["cmr_deletion"]["concept_id"] == granule.concept_id and tombstone["item_ids"] == [item_id]
+    assert partition_of(granule) not in instance.get_dynamic_partitions("omdoao3e_granules")
