@@ -8,6 +8,7 @@ setup(
     packages=find_packages(exclude=["cog_assets_tests*"]),
     package_data={"cog_assets": ["datasets/*.yaml"]},
     install_requires=[
+        "antimeridian>=0.4",
         "dagster==1.13.27",
         "dagster-aws==0.29.27",
         "dagster-postgres==0.29.27",
@@ -20,6 +21,7 @@ setup(
         "PyYAML>=6",
         "rasterio>=1.3.9,<2",
         "rio-cogeo>=5,<8",
+        "shapely>=2",
     ],
     extras_require={
         "dev": [

@@ -18,6 +18,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from cog_assets.dataset import DuplicatePolicy
+from cog_assets.stac.footprint import union_bbox
 from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
 from cog_assets.sources.cmr.client import USER_AGENT
 
@@ -93,7 +94,7 @@ def covering_extent(collection: dict[str, Any], items: list[dict[str, Any]]) -> 
     for item in items:
         ib = item.get("bbox")
         if ib:
-            widened = [min(bbox[0], ib[0]), min(bbox[1], ib[1]), max(bbox[2], ib[2]), max(bbox[3], ib[3])]
+            widened = list(union_bbox(tuple(bbox), tuple(ib)))  # type: ignore[arg-type]
             changed |= widened != bbox
             bbox = widened
         props = item["properties"]
