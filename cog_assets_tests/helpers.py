@@ -140,7 +140,7 @@ def chain_resources(
     return {
         "cmr": CmrClient(base_url=cmr.url, backoff_seconds=0.01),
         "earthdata": EarthdataDownloader(
-            token=cmr.token if token == "default" else token, token_hosts=["127.0.0.1"], backoff_seconds=0.01
+            token=cmr.token if token == "default" else token, insecure_testing_origins=["http://127.0.0.1"], backoff_seconds=0.01
         ),
         "archive": Archive(**storage),
         "stac_api": StacApi(url=stac_api_url, backoff_seconds=0.01),

@@ -47,7 +47,7 @@ def test_secrets_never_reach_logs_metadata_run_config_or_storage(
         for key, value in {
             "COG_ASSETS_CMR_URL": cmr.url,
             "EARTHDATA_TOKEN": earthdata_token,
-            "COG_ASSETS_EARTHDATA_HOSTS": "127.0.0.1",
+            "COG_ASSETS_INSECURE_TESTING_ORIGINS": "http://127.0.0.1",
             "COG_ASSETS_STORAGE": f"s3://{seaweedfs.bucket}/{prefix}",
             "COG_ASSETS_STAC_API_URL": proxy.url,
             "COG_ASSETS_STAC_API_TOKEN": stac_token,
@@ -101,7 +101,7 @@ def test_token_is_not_sent_to_another_host_after_a_redirect(fake_cmr, datasets, 
     record_ = CmrClient(base_url=fake_cmr.url).granule(datasets["omdoao3e"].cmr, granule.concept_id)
     target = fake_cmr.file_url(granule, host=fake_cmr.alias_url)  # 'localhost': not an Earthdata host
     redirecting = record_.model_copy(update={"data_url": f"{fake_cmr.url}/redirect/?to={quote(target, safe='')}"})
-    downloader = EarthdataDownloader(token=fake_cmr.token, token_hosts=["127.0.0.1"])
+    downloader = EarthdataDownloader(token=fake_cmr.token, insecure_testing_origins=["http://127.0.0.1"])
     with pytest.raises(DownloadError, match="localhost answered HTTP 401"):
         downloader.download(redirecting, tmp_path)
     hops = [r for r in fake_cmr.requests if r["path"].startswith(("/redirect/", "/data/"))]
