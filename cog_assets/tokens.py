@@ -24,12 +24,14 @@ def check_insecure_origin(entry: str) -> str:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"  # resolves to loopback only (RFC 6761)
-    if parts.scheme != "http" or not loopback or parts.port is not None or parts.path not in ("", "/") or parts.query:
+    bare = parts.port is None and parts.path in ("", "/") and not parts.query
+    if parts.scheme != "http" or not loopback or not bare:
         raise ValueError(
             f"insecure_testing_origins ({INSECURE_TESTING_ENV}) entry {entry!r} is not "
-            "http://<loopback address>, e.g. http://127.0.0.1, http://[::1] or http://localhost: it lets a test "
-            "server on this machine receive tokens over plain http, and accepts nothing else "
-            "(a loopback address, by scheme and host, without port or path)"
+            "http://<loopback address>, e.g. http://127.0.0.1, http://[::1] or "
+            "http://localhost: it lets a test server on this machine receive tokens over plain "
+            "http, and accepts nothing else (a loopback address, by scheme and host, without "
+            "port or path)"
         )
     return f"http://{parts.netloc.lower()}"
 

@@ -104,4 +104,5 @@ def grid_corners(
             f"{where} has no UpperLeftPointMtrs/LowerRightMtrs corners for {variable!r}; set "
             "reader.grid and reader.orientation in the dataset file"
         )
-    return (dms_to_degrees(upper[0]), dms_to_degrees(upper[1]), dms_to_degrees(lower[0]), dms_to_degrees(lower[1]))
+    (ux, uy), (lx, ly) = upper, lower
+    return dms_to_degrees(ux), dms_to_degrees(uy), dms_to_degrees(lx), dms_to_degrees(ly)

@@ -62,7 +62,9 @@ def _open_variable(handle: h5py.File, config: ReaderConfig, path: Path) -> h5py.
     return node
 
 
-def _hdfeos_extent(handle: h5py.File, ds: h5py.Dataset, config: ReaderConfig, path: Path) -> tuple[float, float, float, float, bool]:
+def _hdfeos_extent(
+    handle: h5py.File, ds: h5py.Dataset, config: ReaderConfig, path: Path
+) -> tuple[float, float, float, float, bool]:
     """(west, south, east, north, south_up) from StructMetadata.0, else from the grid group's
     GridSpan (or reader.grid) with reader.orientation."""
     grid_group = ds.parent.parent

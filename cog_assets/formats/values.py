@@ -23,7 +23,10 @@ from cog_assets.dataset import ReaderConfig
 from cog_assets.formats.errors import GranuleReadError
 
 Convention = Literal["cf", "hdfeos"]
-_NAMES: dict[Convention, tuple[str, str]] = {"cf": ("scale_factor", "add_offset"), "hdfeos": ("ScaleFactor", "Offset")}
+_NAMES: dict[Convention, tuple[str, str]] = {
+    "cf": ("scale_factor", "add_offset"),
+    "hdfeos": ("ScaleFactor", "Offset"),
+}
 
 
 def attr(obj: h5py.HLObject, *names: str) -> Any:
@@ -91,7 +94,9 @@ def valid_range(ds: h5py.Dataset, config: ReaderConfig, path: Path) -> tuple[flo
     return (-np.inf if low is None else float(low), np.inf if high is None else float(high))
 
 
-def unpack(raw: np.ndarray, ds: h5py.Dataset, config: ReaderConfig, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
+def unpack(
+    raw: np.ndarray, ds: h5py.Dataset, config: ReaderConfig, path: Path
+) -> tuple[np.ndarray, np.ndarray, float]:
     """(physical float32 values with nodata where invalid, valid mask, nodata value)."""
     fill = config.fill_value if config.fill_value is not None else attr(ds, "_FillValue", "missing_value")
     missing = attr(ds, "MissingValue", "missing_value")

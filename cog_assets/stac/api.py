@@ -2,7 +2,8 @@
 
 Enabled by ``COG_ASSETS_STAC_API_URL``; ``COG_ASSETS_STAC_API_TOKEN`` (optional) is sent as a
 bearer token, over https only and only to the API's own origin: a ``next`` link to another
-origin, and any redirect, is refused with a message naming where it pointed. Collections and items are upserted: POST, and on 409 PUT. Connection errors,
+origin, and any redirect, is refused with a message naming where it pointed. Collections
+and items are upserted: POST, and on 409 PUT. Connection errors,
 timeouts, 429 and 5xx are retried with bounded, jittered backoff; any other answer is an error
 carrying the API's own message. Whether an item that already exists is replaced, skipped or
 refused is the dataset's duplicate policy (``stac.duplicates`` in its YAML).
