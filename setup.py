@@ -8,6 +8,8 @@ setup(
     packages=find_packages(exclude=["cog_assets_tests*"]),
     package_data={"cog_assets": ["datasets/*.yaml"]},
     install_requires=[
+        "affine>=2.3",
+        "antimeridian>=0.4",
         "dagster==1.13.27",
         "dagster-aws==0.29.27",
         "dagster-postgres==0.29.27",
@@ -16,10 +18,11 @@ setup(
         "httpx>=0.27,<1",
         "numpy>=1.26",
         "pydantic>=2.6,<3",
-        "pystac>=1.10,<2",
+        "pystac>=1.12,<2",
         "PyYAML>=6",
         "rasterio>=1.3.9,<2",
         "rio-cogeo>=5,<8",
+        "shapely>=2.0",
     ],
     extras_require={
         "dev": [

@@ -134,7 +134,7 @@ def main() -> None:
                 **s3.env(),
                 "COG_ASSETS_CMR_URL": cmr.url,
                 "EARTHDATA_TOKEN": cmr.token or "",
-                "COG_ASSETS_EARTHDATA_HOSTS": "127.0.0.1",
+                "COG_ASSETS_INSECURE_TESTING_ORIGINS": "http://127.0.0.1",
                 "PYTHONPATH": str(ROOT),
             }
             os.environ.update({**base_env, "COG_ASSETS_STORAGE": f"s3://{s3.bucket}/bare"})

@@ -78,7 +78,7 @@ def main() -> None:
                 env = {
                     **{k: v for k, v in os.environ.items() if not k.startswith(("COG_ASSETS_", "DAGSTER_"))},
                     **s3.env(), "COG_ASSETS_CMR_URL": cmr.url, "EARTHDATA_TOKEN": cmr.token or "",
-                    "COG_ASSETS_EARTHDATA_HOSTS": "127.0.0.1", "PYTHONPATH": str(ROOT),
+                    "COG_ASSETS_INSECURE_TESTING_ORIGINS": "http://127.0.0.1", "PYTHONPATH": str(ROOT),
                     "COG_ASSETS_STORAGE": f"s3://{s3.bucket}/memory-{size}",
                 }
                 out = subprocess.run(

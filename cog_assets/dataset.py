@@ -103,6 +103,17 @@ class ReaderConfig(_Strict):
     fill_value: float | None = Field(default=None, description="overrides the file's _FillValue")
     scale_factor: float | None = Field(default=None, description="overrides the file's scale")
     add_offset: float | None = Field(default=None, description="overrides the file's offset")
+    scale_convention: Literal["auto", "cf", "hdfeos"] = Field(
+        default="auto",
+        description="cf: raw × scale + offset; hdfeos (Aura): scale × (raw − offset); auto: "
+        "from the attribute names (scale_factor/add_offset or ScaleFactor/Offset)",
+    )
+    valid_range: Literal["auto", "ignore"] | tuple[float, float] = Field(
+        default="auto",
+        description="auto: values outside the file's ValidRange / valid_min / valid_max / "
+        "valid_range become nodata; ignore: keep them; [min, max]: use this range (in the "
+        "file's stored units, before scaling)",
+    )
     units: str | None = None
 
     @field_validator("variable")
@@ -110,6 +121,13 @@ class ReaderConfig(_Strict):
     def _absolute(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("must be an absolute HDF5 path starting with '/'")
+        return value
+
+    @field_validator("valid_range")
+    @classmethod
+    def _ordered(cls, value: str | tuple[float, float]) -> str | tuple[float, float]:
+        if isinstance(value, tuple) and not value[0] < value[1]:
+            raise ValueError("expected [min, max] with min < max, or auto, or ignore")
         return value
 
 

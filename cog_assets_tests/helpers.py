@@ -164,7 +164,7 @@ def chain_resources(
     return {
         "cmr": CmrClient(base_url=cmr.url, backoff_seconds=0.01),
         "earthdata": EarthdataDownloader(
-            token=cmr.token if token == "default" else token, token_hosts=["127.0.0.1"], backoff_seconds=0.01
+            token=cmr.token if token == "default" else token, insecure_testing_origins=["http://127.0.0.1"], backoff_seconds=0.01
         ),
         "archive": Archive(**storage),
         "stac_api": StacApi(url=stac_api_url, backoff_seconds=0.01),
@@ -182,7 +182,7 @@ class Platform:
         self.defs = build_dataset(dataset)
         self.built = self.defs.assets
         self.storage_url, self.s3, self.stac_api_url = storage_url, s3, stac_api_url
-        self.harness = SensorHarness(self.defs.sensor, cmr.url, instance, storage_url=storage_url, s3=s3)
+        self.harness = SensorHarness(self.defs.sensor, cmr.url if cmr else "", instance, storage_url=storage_url, s3=s3)
 
     def key(self, partition: str) -> str:
         """A partition key; a bare concept-id of the test CMR becomes its date-first key."""

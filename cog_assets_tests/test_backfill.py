@@ -50,7 +50,7 @@ def _production(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch) -> tuple[P
         "DAGSTER_PG_USERNAME": "postgres", "DAGSTER_PG_PASSWORD": "unused-trust-auth",
         "DAGSTER_COMPUTE_LOGS_BUCKET": seaweedfs.bucket,
         "COG_ASSETS_CMR_URL": fake_cmr.url, "EARTHDATA_TOKEN": fake_cmr.token,
-        "COG_ASSETS_EARTHDATA_HOSTS": "127.0.0.1", "COG_ASSETS_STORAGE": f"s3://{seaweedfs.bucket}/{prefix}",
+        "COG_ASSETS_INSECURE_TESTING_ORIGINS": "http://127.0.0.1", "COG_ASSETS_STORAGE": f"s3://{seaweedfs.bucket}/{prefix}",
         "PYTHONPATH": str(REPO),
     }
     home = tmp_path / "home"

@@ -189,7 +189,6 @@ def test_rerun_of_same_revision_converges_to_identical_outputs(fake_cmr, dataset
     dataset = datasets["omdoao3e"]
     granule = _add_omi(fake_cmr, make_omi_granule())
     root = _root(local_storage_url) / "omdoao3e"
-    item_id = granule.file_name[:-4]
     assert _run(dataset, fake_cmr, local_storage_url, instance, granule.concept_id).success
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert _run(dataset, fake_cmr, local_storage_url, instance, granule.concept_id).success

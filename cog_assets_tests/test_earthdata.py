@@ -31,7 +31,7 @@ def _record(fake_cmr, omi, content=CONTENT, **extra):
 
 
 def _downloader(fake_cmr, hosts=("127.0.0.1",)):
-    return EarthdataDownloader(token=fake_cmr.token, token_hosts=list(hosts))
+    return EarthdataDownloader(token=fake_cmr.token, insecure_testing_origins=[f"http://{h}" for h in hosts])
 
 
 def test_download_verifies_and_sends_the_token(fake_cmr, omi, tmp_path):
@@ -76,4 +76,4 @@ def test_truncated_download_is_retried_then_reported(fake_cmr, omi, tmp_path):
 def test_missing_token_says_so(fake_cmr, omi, tmp_path):
     _, record = _record(fake_cmr, omi)
     with pytest.raises(DownloadError, match="no EARTHDATA_TOKEN is set"):
-        EarthdataDownloader(token=None, token_hosts=["127.0.0.1"]).download(record, tmp_path)
+        EarthdataDownloader(token=None, insecure_testing_origins=["http://127.0.0.1"]).download(record, tmp_path)

@@ -30,7 +30,7 @@ def _env(fake_cmr, storage_url: str, home: Path) -> dict[str, str]:
         DAGSTER_HOME=str(home),
         COG_ASSETS_CMR_URL=fake_cmr.url,
         COG_ASSETS_STORAGE=storage_url,
-        COG_ASSETS_EARTHDATA_HOSTS="127.0.0.1",
+        COG_ASSETS_INSECURE_TESTING_ORIGINS="http://127.0.0.1",
         EARTHDATA_TOKEN=fake_cmr.token,
     )
     return env

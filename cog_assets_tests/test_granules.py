@@ -37,9 +37,11 @@ def test_every_umm_json_fixture_parses(name, body):
         assert record.revision_date == item["meta"]["revision-date"]
         assert record.granule_ur == item["umm"]["GranuleUR"]
         assert record.begin is not None and record.end is not None and record.begin <= record.end
-        assert record.bbox is not None
+        assert record.bbox is not None and record.geometry is not None
         w, s, e, n = record.bbox
-        assert -180 <= w <= e <= 180 and -90 <= s <= n <= 90
+        # STAC/GeoJSON: west > east only when the footprint crosses the antimeridian (then cut)
+        assert -180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= n <= 90
+        assert w <= e or record.geometry["type"] == "MultiPolygon"
         assert record.data_url and record.data_url.startswith("https://")
         assert record.file_name and record.file_name in record.data_url
         assert all(url.startswith("s3://") for url in record.s3_urls)
@@ -67,8 +69,8 @@ def test_multi_file_granule_picks_pattern_and_its_checksum():
     assert (record.size_bytes, record.checksum, record.checksum_algorithm) == (
         1098347, "cdb8ba3cff9617e88b3da89b5c84dc25", "md5"
     )
-    # two rectangles either side of the antimeridian: the union bbox covers both
-    assert record.bbox == (-180.0, -89.5, 180.0, 89.5)
+    # two rectangles either side of the antimeridian: the bbox covers both, across it
+    assert record.bbox == (0.5, -89.5, -0.5, 89.5)
     tif = parse_umm_item(body["items"][0], data_url_pattern=r"\.tif$")
     assert tif.size_bytes == 525128
 
@@ -76,7 +78,9 @@ def test_multi_file_granule_picks_pattern_and_its_checksum():
 def test_gpolygon_footprint_becomes_bbox():
     data = json.loads((CMR_FIXTURES / "python_cmr__MOD02QKM__granules.umm_json__search_after_chain.json").read_text())
     record = parse_umm_item(data["interactions"][0]["response"]["body"]["items"][0])
-    assert record.bbox == (-145.553577, 66.835767, 146.932438, 84.145132)
+    # its four vertices wind once round the north pole: the footprint holds the pole, so the
+    # bbox spans every longitude and reaches 90°N (the vertices' own box missed it)
+    assert record.bbox == (-180.0, 66.835767, 180.0, 90.0)
     assert record.checksum_algorithm == "md5" and record.size_bytes == 27984421
 
 

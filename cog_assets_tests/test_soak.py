@@ -129,7 +129,8 @@ def _env(cmr: FakeCmr, seaweedfs, storage: str, api: str, home: Path, datasets: 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COG_ASSETS_", "DAGSTER_"))}
     env.update(seaweedfs.env())
     env.update(COG_ASSETS_CMR_URL=cmr.url, COG_ASSETS_STORAGE=storage, COG_ASSETS_STAC_API_URL=api,
-               COG_ASSETS_EARTHDATA_HOSTS="127.0.0.1", EARTHDATA_TOKEN=cmr.token, COG_ASSETS_DATASETS=str(datasets))
+               COG_ASSETS_INSECURE_TESTING_ORIGINS="http://127.0.0.1", EARTHDATA_TOKEN=cmr.token,
+               COG_ASSETS_DATASETS=str(datasets))
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     return env

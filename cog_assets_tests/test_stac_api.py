@@ -126,7 +126,7 @@ def test_unreachable_api_fails_after_bounded_retries(waits):
 
 
 def test_token_is_sent_as_bearer(proxy):
-    StacApi(url=proxy.url, token="stac-secret-123").get_collection("omdoao3e")
+    StacApi(url=proxy.url, token="stac-secret-123", insecure_testing_origins=["http://127.0.0.1"]).get_collection("omdoao3e")
     assert proxy.requests[-1]["headers"].get("Authorization") == "Bearer stac-secret-123"
 
 

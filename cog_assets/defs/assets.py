@@ -211,8 +211,10 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
             AssetCheckSpec(
                 VALID_COG_CHECK,
                 asset=keys["cog"],
-                description="rio-cogeo's validator accepts every COG the run wrote (an invalid "
-                "COG is never stored: its granule fails)",
+                description="rio-cogeo's validator accepts every COG the run wrote; evaluated "
+                "once per run (cogs_validated, cogs_invalid). Blocking: an invalid COG is never "
+                "stored (its granule fails) and assets downstream of cog in the run do not run",
+                blocking=True,
             )
         ],
         partitions_def=partitions,
@@ -241,7 +243,11 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
                 check_name=VALID_COG_CHECK,
                 passed=not tally.invalid,
                 severity=AssetCheckSeverity.ERROR,
-                metadata={"cogs_validated": tally.validated, "invalid": MetadataValue.json(tally.invalid)},
+                metadata={
+                    "cogs_validated": tally.validated,
+                    "cogs_invalid": len(tally.invalid),
+                    "invalid": MetadataValue.json(tally.invalid),
+                },
             )
         if tally.failures:
             raise tally.failure(dataset, len(context.partition_keys))

@@ -1,6 +1,8 @@
 """Resources configured from the environment (README, "Configuration").
 
 Secrets are passed as ``EnvVar`` so their values never appear in run config, the UI or logs.
+Sensors run in the code server and runs in their own processes (or tasks): both build their
+resources here, so each needs the same variables (deploy/ lists them for both).
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ from typing import Any
 
 from dagster import EnvVar
 
+from cog_assets import tokens
 from cog_assets.sources.cmr.client import DEFAULT_CMR_URL, CmrClient
 from cog_assets.sources.earthdata import EARTHDATA_HOST_SUFFIXES, EarthdataDownloader
 from cog_assets.stac.api import StacApi
 from cog_assets.store.archive import Archive
+
+
+# the secrets the code reads (AWS credentials are boto3's: a task role in production)
+SECRET_VARIABLES = ("EARTHDATA_TOKEN", "COG_ASSETS_STAC_API_TOKEN")
 
 
 def default_storage_url() -> str:
@@ -29,6 +36,7 @@ def _secret(name: str) -> EnvVar | None:
 def resources_from_env() -> dict[str, Any]:
     """Resources configured from COG_ASSETS_*, EARTHDATA_TOKEN and the AWS variables."""
     extra_hosts = [h.strip() for h in os.environ.get("COG_ASSETS_EARTHDATA_HOSTS", "").split(",")]
+    insecure = tokens.parse_insecure_origins(os.environ.get(tokens.INSECURE_TESTING_ENV, ""))
     storage = {
         "storage_url": os.environ.get("COG_ASSETS_STORAGE") or default_storage_url(),
         "s3_endpoint_url": os.environ.get("AWS_ENDPOINT_URL") or None,
@@ -39,10 +47,12 @@ def resources_from_env() -> dict[str, Any]:
         "earthdata": EarthdataDownloader(
             token=_secret("EARTHDATA_TOKEN"),
             token_hosts=[*EARTHDATA_HOST_SUFFIXES, *filter(None, extra_hosts)],
+            insecure_testing_origins=insecure,
         ),
         "archive": Archive(**storage),
         "stac_api": StacApi(
             url=os.environ.get("COG_ASSETS_STAC_API_URL") or None,
             token=_secret("COG_ASSETS_STAC_API_TOKEN"),
+            insecure_testing_origins=insecure,
         ),
     }

@@ -3,32 +3,34 @@
 Two readers, chosen by ``reader.format`` in the dataset file:
 
 * ``hdfeos5_grid`` (OMI L3e): the grid's corners come from the HDF-EOS ``StructMetadata.0``
-  (``UpperLeftPointMtrs``/``LowerRightMtrs``), which tells whether row 0 is the south edge.
+  (``UpperLeftPointMtrs``/``LowerRightMtrs``), which tells whether row 0 is the south edge;
+  a grid it cannot place (projection, origin, dimension order) is refused (``hdfeos``).
 * ``hdf5_latlon_grid`` (GPM IMERG): the axes are found through the variable's dimension
   scales (or sibling ``lat``/``lon`` variables); the latitude values give the row order and
   the transform.
 
+Fill values, valid ranges and the scale/offset convention are applied by ``values.unpack``.
 Nothing about a particular product is hard-coded; the YAML can override what a file lacks.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 from affine import Affine
 
 from cog_assets.dataset import ReaderConfig
+from cog_assets.formats import hdfeos
+from cog_assets.formats.errors import GranuleReadError
+from cog_assets.formats.values import attr as _attr
+from cog_assets.formats.values import unpack
+
+__all__ = ["GranuleReadError", "Raster", "read_granule"]
 
 CRS = "EPSG:4326"
-
-
-class GranuleReadError(ValueError):
-    """The granule file cannot be turned into a grid; the message says why and what to fix."""
 
 
 @dataclass
@@ -46,46 +48,6 @@ class Raster:
         return CRS
 
 
-def _attr(obj: h5py.HLObject, *names: str) -> Any:
-    for name in names:
-        if name in obj.attrs:
-            value = obj.attrs[name]
-            if isinstance(value, bytes):
-                return value.decode()
-            if isinstance(value, np.ndarray) and value.size == 1:
-                return value.reshape(-1)[0].item()
-            return value
-    return None
-
-
-def _dms_to_degrees(packed: float) -> float:
-    """HDF-EOS packs angles as DDDMMMSSS.SS."""
-    sign = -1.0 if packed < 0 else 1.0
-    value = abs(packed)
-    degrees = int(value // 1_000_000)
-    minutes = int((value - degrees * 1_000_000) // 1000)
-    seconds = value - degrees * 1_000_000 - minutes * 1000
-    return sign * (degrees + minutes / 60 + seconds / 3600)
-
-
-def _struct_corners(handle: h5py.File, grid_name: str) -> tuple[float, float, float, float] | None:
-    """(x_upper_left, y_upper_left, x_lower_right, y_lower_right) in degrees, or None."""
-    node = handle.get("HDFEOS INFORMATION/StructMetadata.0")
-    if node is None:
-        return None
-    text = node[()]
-    text = text.decode() if isinstance(text, bytes) else str(text)
-    for block in re.findall(r"GROUP=GRID_\d+(.*?)END_GROUP=GRID_\d+", text, re.S):
-        if f'GridName="{grid_name}"' not in block:
-            continue
-        upper = re.search(r"UpperLeftPointMtrs=\(([^,]+),([^)]+)\)", block)
-        lower = re.search(r"LowerRightMtrs=\(([^,]+),([^)]+)\)", block)
-        if upper and lower:
-            ux, uy, lx, ly = (float(v) for v in (*upper.groups(), *lower.groups()))
-            return (_dms_to_degrees(ux), _dms_to_degrees(uy), _dms_to_degrees(lx), _dms_to_degrees(ly))
-    return None
-
-
 def _open_variable(handle: h5py.File, config: ReaderConfig, path: Path) -> h5py.Dataset:
     node = handle.get(config.variable)
     if not isinstance(node, h5py.Dataset):
@@ -100,27 +62,40 @@ def _open_variable(handle: h5py.File, config: ReaderConfig, path: Path) -> h5py.
     return node
 
 
-def _scaled(raw: np.ndarray, ds: h5py.Dataset, config: ReaderConfig) -> tuple[np.ndarray, np.ndarray, float]:
-    """Apply scale/offset; return (data, valid mask, nodata value)."""
-    fill = config.fill_value if config.fill_value is not None else _attr(ds, "_FillValue", "missing_value")
-    missing = _attr(ds, "MissingValue", "missing_value")
-    scale = config.scale_factor if config.scale_factor is not None else _attr(ds, "ScaleFactor", "scale_factor")
-    offset = config.add_offset if config.add_offset is not None else _attr(ds, "Offset", "add_offset")
-    valid = np.isfinite(raw) if raw.dtype.kind == "f" else np.ones(raw.shape, bool)
-    for value in (fill, missing):
-        if value is not None:
-            valid &= raw != np.asarray(value, dtype=raw.dtype)
-    data = raw.astype(np.float32, copy=False)
-    if (scale is not None and scale != 1) or (offset is not None and offset != 0):
-        data = (data * np.float32(scale if scale is not None else 1) + np.float32(offset or 0)).astype(np.float32)
-    nodata = float(np.float32(fill)) if fill is not None else float(np.finfo(np.float32).min)
-    if np.any(data[valid] == np.float32(nodata)):
+def _hdfeos_extent(
+    handle: h5py.File, ds: h5py.Dataset, config: ReaderConfig, path: Path
+) -> tuple[float, float, float, float, bool]:
+    """(west, south, east, north, south_up) from StructMetadata.0, else from the grid group's
+    GridSpan (or reader.grid) with reader.orientation."""
+    grid_group = ds.parent.parent
+    grid_name = grid_group.name.rsplit("/", 1)[-1]
+    grid = hdfeos.read_grid(handle, grid_name)
+    if grid is not None:
+        west, y0, east, y1 = hdfeos.grid_corners(grid, ds.name.rsplit("/", 1)[-1], ds.shape, path)
+        south_up = y0 < y1 if config.orientation == "auto" else config.orientation == "south_up"
+        return west, min(y0, y1), east, max(y0, y1), south_up
+    projection = _attr(grid_group, "Projection")
+    if projection is not None and str(projection).lower() != "geographic":
         raise GranuleReadError(
-            f"variable {ds.name!r}: a valid value equals the nodata value {nodata} after scaling; "
-            "set reader.fill_value in the dataset file to a value outside the data range"
+            f"{path.name}: grid {grid_name!r} has Projection={projection!r}; the hdfeos5_grid "
+            "reader only places Geographic grids correctly"
         )
-    data = np.where(valid, data, np.float32(nodata)).astype(np.float32, copy=False)
-    return data, valid, nodata
+    span = _attr(grid_group, "GridSpan")
+    if span is not None:
+        west, east, south, north = (float(v) for v in str(span).strip("()").split(","))
+    elif config.grid is not None:
+        west, east, south, north = config.grid.west, config.grid.east, config.grid.south, config.grid.north
+    else:
+        raise GranuleReadError(
+            f"{path.name}: grid {grid_name!r} has no StructMetadata.0 corners and no "
+            "GridSpan; set reader.grid in the dataset file"
+        )
+    if config.orientation == "auto":
+        raise GranuleReadError(
+            f"{path.name}: cannot tell the row order of grid {grid_name!r} (no "
+            "StructMetadata.0); set reader.orientation to south_up or north_up"
+        )
+    return west, south, east, north, config.orientation == "south_up"
 
 
 def read_hdfeos5_grid(path: Path, config: ReaderConfig) -> Raster:
@@ -128,35 +103,9 @@ def read_hdfeos5_grid(path: Path, config: ReaderConfig) -> Raster:
         ds = _open_variable(handle, config, path)
         if ds.ndim != 2:
             raise GranuleReadError(f"{path.name}: {config.variable!r} has {ds.ndim} dimensions, expected 2 (lat, lon)")
-        grid_group = ds.parent.parent
-        grid_name = grid_group.name.rsplit("/", 1)[-1]
         rows, cols = ds.shape
-        corners = _struct_corners(handle, grid_name)
-        if corners is not None:
-            west, y0, east, y1 = corners
-            south_up = y0 < y1
-            south, north = min(y0, y1), max(y0, y1)
-        else:
-            grid = config.grid
-            span = _attr(grid_group, "GridSpan")
-            if span is not None:
-                west, east, south, north = (float(v) for v in str(span).strip("()").split(","))
-            elif grid is not None:
-                west, east, south, north = grid.west, grid.east, grid.south, grid.north
-            else:
-                raise GranuleReadError(
-                    f"{path.name}: grid {grid_name!r} has no StructMetadata.0 corners and no "
-                    "GridSpan; set reader.grid in the dataset file"
-                )
-            if config.orientation == "auto":
-                raise GranuleReadError(
-                    f"{path.name}: cannot tell the row order of grid {grid_name!r} (no "
-                    "StructMetadata.0); set reader.orientation to south_up or north_up"
-                )
-            south_up = config.orientation == "south_up"
-        if config.orientation != "auto" and corners is not None:
-            south_up = config.orientation == "south_up"
-        spacing = _attr(grid_group, "GridSpacing")
+        west, south, east, north, south_up = _hdfeos_extent(handle, ds, config, path)
+        spacing = _attr(ds.parent.parent, "GridSpacing")
         if spacing is not None:
             dx, dy = (float(v) for v in str(spacing).strip("()").split(","))
             if round((east - west) / dx) != cols or round((north - south) / dy) != rows:
@@ -166,8 +115,7 @@ def read_hdfeos5_grid(path: Path, config: ReaderConfig) -> Raster:
                     f"({round((north - south) / dy)}, {round((east - west) / dx)}); the file is "
                     "inconsistent or reader.variable names the wrong variable"
                 )
-        raw = ds[()]
-        data, valid, nodata = _scaled(raw, ds, config)
+        data, valid, nodata = unpack(ds[()], ds, config, path)
         units = config.units or _attr(ds, "Units", "units")
     if south_up:
         data, valid = data[::-1], valid[::-1]
@@ -238,8 +186,7 @@ def read_hdf5_latlon_grid(path: Path, config: ReaderConfig) -> Raster:
                 f"{path.name}: {config.variable!r} has shape {ds.shape}; only length-1 extra "
                 "dimensions (such as time) can be dropped"
             )
-        raw = ds[()]
-        data, valid, nodata = _scaled(raw, ds, config)
+        data, valid, nodata = unpack(ds[()], ds, config, path)
         units = config.units or _attr(ds, "units", "Units")
     order = [lat_axis, lon_axis]
     data = np.transpose(data, extra + order).reshape(lat.size, lon.size)

@@ -1,7 +1,9 @@
 """Download granule files from Earthdata hosts with a bearer token, verified before use.
 
-Redirects are followed by hand so the token goes only to Earthdata hosts (data hosts redirect
-through urs.earthdata.nasa.gov and then on to signed cloud URLs that must not see it). The
+Redirects are followed by hand so the token goes only to Earthdata hosts, and only over https
+(data hosts redirect through urs.earthdata.nasa.gov and then on to signed cloud URLs that must
+not see it); a test server on plain http gets it only when listed in
+``insecure_testing_origins`` (see ``cog_assets.tokens``). The
 body streams to a temporary file; reading stops as soon as it exceeds the size CMR declared,
 and the size and checksum are checked before the file is handed on.
 """
@@ -15,8 +17,9 @@ from urllib.parse import urljoin, urlparse
 
 import httpx
 from dagster import ConfigurableResource
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from cog_assets import tokens
 from cog_assets.retry import backoff, wait
 from cog_assets.sources.cmr.records import GranuleRecord
 
@@ -38,15 +41,34 @@ class EarthdataDownloader(ConfigurableResource):
     token: str | None = Field(default=None, description="Earthdata bearer token (EnvVar)")
     token_hosts: list[str] = Field(
         default=list(EARTHDATA_HOST_SUFFIXES),
-        description="host names (or suffixes) that may receive the token",
+        description="host names (or suffixes) that may receive the token over https "
+        "(COG_ASSETS_EARTHDATA_HOSTS adds to the Earthdata hosts)",
+    )
+    insecure_testing_origins: list[str] = Field(
+        default_factory=list,
+        description="TESTING ONLY: http://<loopback address> origins that may receive the "
+        "token over plain http (COG_ASSETS_INSECURE_TESTING_ORIGINS)",
     )
     timeout_seconds: float = 120.0
     max_attempts: int = Field(default=4, ge=1)
     backoff_seconds: float = 1.0
 
-    def _may_receive_token(self, url: str) -> bool:
-        host = (urlparse(url).hostname or "").lower()
-        return any(host == h or host.endswith("." + h) for h in self.token_hosts)
+    @field_validator("insecure_testing_origins")
+    @classmethod
+    def _loopback_only(cls, value: list[str]) -> list[str]:
+        return [tokens.check_insecure_origin(entry) for entry in value]
+
+    def _withheld_because(self, url: str) -> str | None:
+        """Why the token may not go to ``url`` (None: it may)."""
+        if tokens.is_insecure_testing(url, self.insecure_testing_origins):
+            return None
+        host = urlparse(url).hostname
+        if not tokens.host_allowed(url, self.token_hosts):
+            return (
+                f"{host} is not an Earthdata host; if it is a data host that needs the token, "
+                "add it to COG_ASSETS_EARTHDATA_HOSTS"
+            )
+        return tokens.tls_problem(url, self.insecure_testing_origins, "the granule's CMR 'GET DATA' URL")
 
     def download(self, record: GranuleRecord, directory: Path) -> Path:
         """The verified file at ``directory/<file name>``; raises DownloadError otherwise."""
@@ -83,14 +105,15 @@ class EarthdataDownloader(ConfigurableResource):
         limit = self._size_limit(record)
         for _hop in range(MAX_REDIRECTS + 1):
             headers = {"User-Agent": "cog_assets/0.1"}
-            if self.token and self._may_receive_token(url):
+            withheld = self._withheld_because(url) if self.token else None
+            if self.token and withheld is None:
                 headers["Authorization"] = f"Bearer {self.token}"
             try:
                 with client.stream("GET", url, headers=headers) as response:
                     if response.is_redirect:
                         url = urljoin(url, response.headers["Location"])
                         continue
-                    self._check_status(record, response)
+                    self._check_status(record, response, withheld)
                     digest = hashlib.new(record.checksum_algorithm) if record.checksum_algorithm else None
                     received = 0
                     with temp.open("wb") as handle:
@@ -121,15 +144,21 @@ class EarthdataDownloader(ConfigurableResource):
             return int(record.approx_size_bytes * (1 + _APPROX_SLACK)) + (1 << 20)
         return None
 
-    def _check_status(self, record: GranuleRecord, response: httpx.Response) -> None:
+    def _check_status(self, record: GranuleRecord, response: httpx.Response, withheld: str | None) -> None:
         status = response.status_code
         if status == 200:
             return
         where = f"{urlparse(str(response.url)).hostname}"
+        name = f"granule {record.concept_id} ({record.file_name})"
+        if status in (401, 403) and withheld is not None:
+            raise DownloadError(
+                f"{name}: {where} answered HTTP {status}: EARTHDATA_TOKEN was not sent to {where} "
+                f"because {withheld}. Nothing is wrong with the token itself"
+            )
         if status in (401, 403):
             has_token = "no EARTHDATA_TOKEN is set" if not self.token else "EARTHDATA_TOKEN was sent"
             raise DownloadError(
-                f"granule {record.concept_id} ({record.file_name}): {where} answered HTTP {status} "
+                f"{name}: {where} answered HTTP {status} "
                 f"({has_token}). The token is missing, expired or invalid, or the Earthdata "
                 "application for this archive is not approved / its EULA not accepted: generate "
                 "a new token at urs.earthdata.nasa.gov, authorize the application and accept the "

@@ -1,7 +1,9 @@
 """Publishing to a STAC API through its Transactions extension (stac-fastapi-pgstac).
 
 Enabled by ``COG_ASSETS_STAC_API_URL``; ``COG_ASSETS_STAC_API_TOKEN`` (optional) is sent as a
-bearer token. Collections and items are upserted: POST, and on 409 PUT. Connection errors,
+bearer token, over https only and only to the API's own origin: a ``next`` link to another
+origin, and any redirect, is refused with a message naming where it pointed. Collections
+and items are upserted: POST, and on 409 PUT. Connection errors,
 timeouts, 429 and 5xx are retried with bounded, jittered backoff; any other answer is an error
 carrying the API's own message. Whether an item that already exists is replaced, skipped or
 refused is the dataset's duplicate policy (``stac.duplicates`` in its YAML).
@@ -15,9 +17,12 @@ from urllib.parse import quote
 
 import httpx
 from dagster import ConfigurableResource
-from pydantic import Field
+from pydantic import Field, field_validator
+
+from cog_assets import tokens
 
 from cog_assets.dataset import DuplicatePolicy
+from cog_assets.stac.footprint import union_bbox
 from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
 from cog_assets.sources.cmr.client import USER_AGENT
 
@@ -93,7 +98,7 @@ def covering_extent(collection: dict[str, Any], items: list[dict[str, Any]]) -> 
     for item in items:
         ib = item.get("bbox")
         if ib:
-            widened = [min(bbox[0], ib[0]), min(bbox[1], ib[1]), max(bbox[2], ib[2]), max(bbox[3], ib[3])]
+            widened = list(union_bbox(tuple(bbox), tuple(ib)))  # type: ignore[arg-type]
             changed |= widened != bbox
             bbox = widened
         props = item["properties"]
@@ -128,6 +133,16 @@ class StacApi(ConfigurableResource):
     backoff_seconds: float = 0.5
     max_backoff_seconds: float = 8.0
     max_retry_after_seconds: float = 30.0
+    insecure_testing_origins: list[str] = Field(
+        default_factory=list,
+        description="TESTING ONLY: http://<loopback address> origins that may receive the "
+        "token over plain http (COG_ASSETS_INSECURE_TESTING_ORIGINS)",
+    )
+
+    @field_validator("insecure_testing_origins")
+    @classmethod
+    def _loopback_only(cls, value: list[str]) -> list[str]:
+        return [tokens.check_insecure_origin(entry) for entry in value]
 
     @property
     def enabled(self) -> bool:
@@ -135,9 +150,22 @@ class StacApi(ConfigurableResource):
 
     def _client(self) -> httpx.Client:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
         return httpx.Client(base_url=(self.url or "").rstrip("/"), timeout=self.timeout_seconds, headers=headers)
+
+    def _auth(self, client: httpx.Client, method: str, path: str) -> dict[str, str]:
+        """The Authorization header for one request; refuses another origin or plain http."""
+        target = str(client.build_request(method, path).url)
+        if tokens.origin(target) != tokens.origin(self.url or ""):
+            raise StacApiError(
+                f"{method} {target} is on another origin than COG_ASSETS_STAC_API_URL "
+                f"({self.url}); refused, so neither the token nor the request goes there"
+            )
+        if not self.token:
+            return {}
+        problem = tokens.tls_problem(target, self.insecure_testing_origins, "COG_ASSETS_STAC_API_URL")
+        if problem is not None:
+            raise StacApiError(f"COG_ASSETS_STAC_API_TOKEN is set but {problem}; nothing was sent")
+        return {"Authorization": f"Bearer {self.token}"}
 
     def _request(self, method: str, path: str, json: Any = None, ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
         """One call with retries; returns answers in ``ok`` and 404/409, raises on the rest."""
@@ -145,12 +173,20 @@ class StacApi(ConfigurableResource):
             raise StacApiError("no STAC API is configured; set COG_ASSETS_STAC_API_URL")
         problem = ""
         with self._client() as client:
+            headers = self._auth(client, method, path)
             for attempt in range(self.max_attempts):
                 try:
-                    response = client.request(method, path, json=json)
+                    response = client.request(method, path, json=json, headers=headers)
                 except httpx.TransportError as exc:
                     problem, delay = f"{type(exc).__name__}: {exc}", backoff(attempt, self.backoff_seconds, self.max_backoff_seconds)
                 else:
+                    if response.is_redirect:
+                        raise StacApiError(
+                            f"the STAC API answered {method} {path} with a redirect (HTTP "
+                            f"{response.status_code}) to {response.headers.get('Location')}; "
+                            "redirects are not followed, so the token never leaves the API's "
+                            "origin. Set COG_ASSETS_STAC_API_URL to the address the API serves"
+                        )
                     if response.status_code in ok or response.status_code in (404, 409):
                         return response
                     if response.status_code not in RETRYABLE_STATUS:
@@ -246,6 +282,14 @@ class StacApi(ConfigurableResource):
             following = next((link for link in page.get("links", []) if link.get("rel") == "next"), None)
             if following is None or not page.get("features"):
                 return
+            if tokens.origin(following["href"]) != tokens.origin(self.url or ""):
+                raise StacApiError(
+                    f"the STAC API's next link {following['href']} points to another origin "
+                    f"than COG_ASSETS_STAC_API_URL ({self.url}); refused, so neither the token "
+                    "nor the request goes there. The API builds its links from another base URL "
+                    "(behind a proxy: check its forwarded headers); or set "
+                    "COG_ASSETS_STAC_API_URL to that address"
+                )
             response = self._request(following.get("method", "GET"), following["href"], json=following.get("body"))
 
     def _put(self, path: str, payload: dict[str, Any]) -> None:

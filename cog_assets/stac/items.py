@@ -20,6 +20,7 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Stat
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.stac import footprint
 from cog_assets.store.layout import COG_MEDIA_TYPE
 from cog_assets.store.objects import sha256_of
 
@@ -30,9 +31,9 @@ def _multihash_sha256(hex_digest: str) -> str:
     return "1220" + hex_digest
 
 
-def _polygon(bbox: tuple[float, float, float, float]) -> dict[str, Any]:
-    w, s, e, n = bbox
-    return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+def granule_footprint(record: GranuleRecord, cog_bounds: footprint.Bbox) -> footprint.Footprint:
+    """CMR's footprint of the granule; the COG's bounds when CMR gives none."""
+    return record.footprint() or footprint.from_bbox(cog_bounds)
 
 
 def build_item(
@@ -49,13 +50,13 @@ def build_item(
         transform = list(cog.transform)[:6]
         nodata = cog.nodata
         band = cog.read(1, masked=True)
-    bbox = record.bbox or bounds
+    extent = granule_footprint(record, bounds)  # type: ignore[arg-type]
     if record.begin is None:
         raise ValueError(f"granule {record.concept_id} has no temporal extent in CMR")
     item = pystac.Item(
         id=record.item_id,
-        geometry=_polygon(bbox),
-        bbox=list(bbox),
+        geometry=extent.geometry,
+        bbox=list(extent.bbox),
         datetime=record.begin,
         start_datetime=record.begin,
         end_datetime=record.end or record.begin,

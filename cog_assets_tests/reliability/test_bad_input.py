@@ -94,7 +94,7 @@ def _downloader(cmr: FakeCmr, token: str):
     from cog_assets.sources.earthdata import EarthdataDownloader
 
     return EarthdataDownloader(
-        token=cmr.token if token == "default" else token, token_hosts=["127.0.0.1"], backoff_seconds=0.0
+        token=cmr.token if token == "default" else token, insecure_testing_origins=["http://127.0.0.1"], backoff_seconds=0.0
     )
 
 

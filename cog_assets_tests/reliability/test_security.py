@@ -5,26 +5,28 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, Definitions, asset, materialize
 from dagster._serdes import serialize_value
 
 from cog_assets.sources import earthdata as earthdata_module
 from cog_assets.defs.assets import build_dataset_assets
 from cog_assets.sources.cmr.client import CmrClient
-from cog_assets.dataset import DatasetConfigError, load_dataset
+from cog_assets.dataset import DATASETS_DIR, DatasetConfigError, load_dataset
+from cog_assets.definitions import build_definitions
 from cog_assets.defs.resources import resources_from_env
 from cog_assets.sources.earthdata import DownloadError, EarthdataDownloader
 from cog_assets.store.objects import LocalStorage, S3Storage
 
 from ..cmr_server import FakeCmr
 from ..granule_files import make_omi_granule
-from ..helpers import add_omi_granule, Platform, failure_messages, partition_of
+from ..helpers import add_omi_granule, chain_resources, failure_messages, partition_of
 from ..http_proxy import FaultProxy
 from ..services import S3_SECRET
 
@@ -47,7 +49,7 @@ def test_secrets_never_reach_logs_metadata_run_config_or_storage(
         for key, value in {
             "COG_ASSETS_CMR_URL": cmr.url,
             "EARTHDATA_TOKEN": earthdata_token,
-            "COG_ASSETS_EARTHDATA_HOSTS": "127.0.0.1",
+            "COG_ASSETS_INSECURE_TESTING_ORIGINS": "http://127.0.0.1",
             "COG_ASSETS_STORAGE": f"s3://{seaweedfs.bucket}/{prefix}",
             "COG_ASSETS_STAC_API_URL": proxy.url,
             "COG_ASSETS_STAC_API_TOKEN": stac_token,
@@ -101,7 +103,7 @@ def test_token_is_not_sent_to_another_host_after_a_redirect(fake_cmr, datasets, 
     record_ = CmrClient(base_url=fake_cmr.url).granule(datasets["omdoao3e"].cmr, granule.concept_id)
     target = fake_cmr.file_url(granule, host=fake_cmr.alias_url)  # 'localhost': not an Earthdata host
     redirecting = record_.model_copy(update={"data_url": f"{fake_cmr.url}/redirect/?to={quote(target, safe='')}"})
-    downloader = EarthdataDownloader(token=fake_cmr.token, token_hosts=["127.0.0.1"])
+    downloader = EarthdataDownloader(token=fake_cmr.token, insecure_testing_origins=["http://127.0.0.1"])
     with pytest.raises(DownloadError, match="localhost answered HTTP 401"):
         downloader.download(redirecting, tmp_path)
     hops = [r for r in fake_cmr.requests if r["path"].startswith(("/redirect/", "/data/"))]
@@ -112,20 +114,58 @@ def test_token_is_not_sent_to_another_host_after_a_redirect(fake_cmr, datasets, 
            "redirect target got no Authorization header; download failed with its 401", secrets_found=len(leaked))
 
 
-def test_nothing_is_unpickled_and_storage_holds_real_formats(fake_cmr, datasets, local_storage_url, monkeypatch, record):
-    def refuse(*args, **kwargs):
-        raise AssertionError("something unpickled")
+class _Pickled(AssertionError):
+    """Raised by the guard: something called pickle."""
 
+
+def _refuse_pickle(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise _Pickled("something called pickle")
+
+    for name in ("dump", "dumps", "load", "loads"):
+        monkeypatch.setattr(pickle, name, refuse)
+
+
+def _code_location(tmp_path: Path, resources: dict) -> Definitions:
+    """The platform's own code location (definitions.py), for the OMI dataset alone."""
+    datasets_dir = tmp_path / "datasets"
+    datasets_dir.mkdir()
+    shutil.copy(DATASETS_DIR / "omdoao3e.yaml", datasets_dir)
+    return build_definitions(resources=resources, datasets_dir=datasets_dir)
+
+
+def test_no_asset_or_check_of_the_code_location_pickles(fake_cmr, tmp_path, local_storage_url, monkeypatch, record):
+    """Every asset and check of the code location, materialized with pickle refused both
+    ways, stores only HDF5, GeoTIFF and JSON. The guard is shown to catch Dagster's default
+    IO manager (which pickles), so the test fails as soon as anything starts pickling."""
     granule = _add(fake_cmr)
+    defs = _code_location(tmp_path, chain_resources(fake_cmr, local_storage_url))
+    assets, checks = list(defs.assets or []), list(defs.asset_checks or [])
+    assert {a.partitions_def is None for a in assets} == {True, False} and checks
+
+    @asset
+    def returns_a_value() -> dict:
+        return {"picklable": True}
+
     with DagsterInstance.ephemeral() as instance:
-        platform = Platform(datasets["omdoao3e"], fake_cmr, local_storage_url, instance)
-        monkeypatch.setattr(pickle, "loads", refuse)
-        monkeypatch.setattr(pickle, "load", refuse)
-        result = platform.run(granule.concept_id)  # granule → cog → stac_item, inputs loaded from storage
+        _refuse_pickle(monkeypatch)
+        control = materialize([returns_a_value], instance=instance, raise_on_error=False)
+        instance.add_dynamic_partitions("omdoao3e_granules", [granule.concept_id])
+        resources = dict(defs.resources or {})
+        unpartitioned = materialize(
+            [a for a in assets if a.partitions_def is None] + checks, resources=resources, instance=instance,
+            raise_on_error=False,
+        )
+        partitioned = materialize(
+            [a for a in assets if a.partitions_def is not None], partition_key=granule.concept_id,
+            resources=resources, instance=instance, raise_on_error=False,
+        )
         monkeypatch.undo()
-    assert result.success, failure_messages(result)
+    assert not control.success and "something called pickle" in failure_messages(control)[0]
+    assert unpartitioned.success and partitioned.success, failure_messages(unpartitioned) + failure_messages(partitioned)
+    assert len(partitioned.get_asset_materialization_events()) == 3
     storage = LocalStorage(Path(local_storage_url[len("file://"):]))
-    kinds = {}
+    kinds: dict[str, int] = {}
     for key in storage.list_keys(""):
         data = storage.get_bytes(key)
         if key.endswith(".he5"):
@@ -136,9 +176,11 @@ def test_nothing_is_unpickled_and_storage_holds_real_formats(fake_cmr, datasets,
             assert key.endswith(".json"), key
             json.loads(data)
         kinds[key.rsplit(".", 1)[-1]] = kinds.get(key.rsplit(".", 1)[-1], 0) + 1
-    assert kinds == {"he5": 1, "tif": 1, "json": 3}  # granule, COG, CMR record (staged and live), item
-    record("security: nothing unpickled from shared storage",
-           "chain ran with pickle.load/loads disabled; storage holds only HDF5, GeoTIFF and JSON")
+    # granule, COG; JSON: CMR record (staged and live), item, collection, catalog
+    assert kinds == {"he5": 1, "tif": 1, "json": 5}
+    record("security: nothing pickled or unpickled",
+           "every asset and check of the code location ran with pickle refused (the guard catches "
+           "Dagster's pickling IO manager); storage holds only HDF5, GeoTIFF and JSON")
 
 
 def test_dataset_yaml_is_parsed_safely(tmp_path, record):

@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict
 
+from cog_assets.stac import footprint
+
 CONCEPT_ID = re.compile(r"^G\d+-[A-Z0-9_]+$")
 SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
 _SIZE_UNITS = {"KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4, "B": 1}
@@ -48,7 +50,7 @@ class GranuleRecord(BaseModel):
     file_name: str | None
     begin: datetime | None
     end: datetime | None
-    bbox: tuple[float, float, float, float] | None
+    spatial: dict[str, Any] | None = None  # UMM-G SpatialExtent, as CMR gave it
     data_url: str | None
     data_urls: tuple[str, ...] = ()
     s3_urls: tuple[str, ...] = ()
@@ -69,6 +71,32 @@ class GranuleRecord(BaseModel):
         name = self.require_file_name()
         stem, _ext = posixpath.splitext(name)
         return stem or name
+
+    def footprint(self) -> footprint.Footprint | None:
+        """bbox and GeoJSON geometry by the STAC rules (None when CMR gives no extent).
+
+        Worked out when an item is built, not at discovery: a footprint CMR got wrong fails
+        its own granule, with this message, and costs the sensor nothing.
+        """
+        try:
+            return footprint.from_umm_spatial(self.spatial or {})
+        except (footprint.FootprintError, KeyError, TypeError, ValueError) as exc:
+            raise UmmParseError(
+                f"granule {self.concept_id}: CMR's SpatialExtent cannot be read as a footprint "
+                f"({exc}); report the record to the data provider"
+            ) from exc
+
+    @property
+    def bbox(self) -> footprint.Bbox | None:
+        """STAC bbox: west > east across the antimeridian, ±90 around a pole."""
+        shape = self.footprint()
+        return shape.bbox if shape else None
+
+    @property
+    def geometry(self) -> dict[str, Any] | None:
+        """GeoJSON geometry: cut at the antimeridian, closed over a pole."""
+        shape = self.footprint()
+        return shape.geometry if shape else None
 
     def require_file_name(self) -> str:
         if self.file_name is None:
@@ -110,25 +138,6 @@ def cmr_time(value: datetime) -> str:
 
 def _parse_time(value: str | None) -> datetime | None:
     return parse_cmr_time(value) if value else None
-
-
-def _bbox(spatial: dict[str, Any]) -> tuple[float, float, float, float] | None:
-    geometry = spatial.get("HorizontalSpatialDomain", {}).get("Geometry", {})
-    xs: list[float] = []
-    ys: list[float] = []
-    for rect in geometry.get("BoundingRectangles", []) or []:
-        xs += [rect["WestBoundingCoordinate"], rect["EastBoundingCoordinate"]]
-        ys += [rect["SouthBoundingCoordinate"], rect["NorthBoundingCoordinate"]]
-    for polygon in geometry.get("GPolygons", []) or []:
-        for point in polygon.get("Boundary", {}).get("Points", []):
-            xs.append(point["Longitude"])
-            ys.append(point["Latitude"])
-    for point in geometry.get("Points", []) or []:
-        xs.append(point["Longitude"])
-        ys.append(point["Latitude"])
-    if not xs:
-        return None
-    return (float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys)))
 
 
 def file_name_of(url: str) -> str:
@@ -202,7 +211,7 @@ def parse_umm_item(item: dict[str, Any], data_url_pattern: str | None = None) ->
         file_name=file_name,
         begin=begin,
         end=end,
-        bbox=_bbox(umm.get("SpatialExtent", {})),
+        spatial=umm.get("SpatialExtent") or None,
         data_url=chosen,
         data_urls=https,
         s3_urls=s3,
