@@ -20,8 +20,9 @@ setup(
         "pydantic>=2.6,<3",
         "pystac>=1.12,<2",
         "PyYAML>=6",
-        "rasterio>=1.3.9,<2",
+        "rasterio>=1.4,<2",
         "rio-cogeo>=5,<8",
+        "rio-tiler>=7,<10",
         "shapely>=2.0",
     ],
     extras_require={

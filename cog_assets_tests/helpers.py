@@ -72,9 +72,15 @@ def partition_of(granule) -> str:
     return f"{granule.begin.astimezone(timezone.utc):%Y-%m-%d}_{granule.concept_id}"
 
 
+def stored_item(root: Path, dataset_id: str, item_id: str) -> Path:
+    """Where a local storage keeps an item (under its data's year and month)."""
+    (path,) = (root / dataset_id / "items").glob(f"*/*/{item_id}.json")
+    return path
+
+
 def stored_cog(root: Path, dataset_id: str, item_id: str) -> Path:
     """The local COG a stored item points at."""
-    item = json.loads((root / dataset_id / "items" / f"{item_id}.json").read_text())
+    item = json.loads(stored_item(root, dataset_id, item_id).read_text())
     return Path(item["assets"]["cog_default"]["href"][len("file://"):])
 
 

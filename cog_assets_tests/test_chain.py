@@ -18,7 +18,7 @@ from cog_assets.store.layout import granule_key
 
 from .cmr_server import FakeCmr
 from .granule_files import SyntheticGranule, make_imerg_granule, make_omi_granule, omi_values
-from .helpers import Platform, add_omi_granule, chain_resources, failure_messages, imerg_file_name, stored_cog
+from .helpers import Platform, add_omi_granule, chain_resources, failure_messages, imerg_file_name, stored_cog, stored_item
 
 OMI_DAY = datetime(2012, 1, 1, tzinfo=timezone.utc)
 IMERG_START = datetime(2024, 6, 1, 12, 30, tzinfo=timezone.utc)
@@ -61,7 +61,7 @@ def test_omi_chain_on_local_folder(fake_cmr, datasets, instance, local_storage_u
     stored = root / granule_key("omdoao3e", granule.concept_id, 1, granule.file_name)
     assert stored.read_bytes() == synthetic.content
     cog = stored_cog(root, "omdoao3e", item_id)
-    for name, path in [("granule", stored), ("cog", cog), ("stac_item", root / "omdoao3e" / "items" / f"{item_id}.json")]:
+    for name, path in [("granule", stored), ("cog", cog), ("stac_item", stored_item(root, "omdoao3e", item_id))]:
         metadata = _latest_metadata(instance, ["omdoao3e", name], granule.concept_id)
         assert metadata["uri"] == path.as_uri()
         assert metadata["size_bytes"] == path.stat().st_size
@@ -76,7 +76,7 @@ def test_omi_chain_on_local_folder(fake_cmr, datasets, instance, local_storage_u
     )
     assert checks and checks[0].status.value == "SUCCEEDED"
 
-    item = pystac.Item.from_file(str(root / "omdoao3e" / "items" / f"{item_id}.json"))
+    item = pystac.Item.from_file(str(stored_item(root, "omdoao3e", item_id)))
     assert item.id == item_id
     assert item.properties["start_datetime"] == "2012-01-01T00:00:00Z"
     assert item.properties["end_datetime"] == "2012-01-01T23:59:59.999000Z"
@@ -144,7 +144,7 @@ def test_imerg_chain_and_fidelity_on_s3(fake_cmr, datasets, instance, seaweedfs,
         f"{prefix}/gpm_3imerghh/granules/{granule.concept_id}/r1/record.json",
         f"{prefix}/gpm_3imerghh/cmr/{granule.concept_id}.json",
         cog_key,
-        f"{prefix}/gpm_3imerghh/items/{item_id}.json",
+        f"{prefix}/gpm_3imerghh/items/2024/06/{item_id}.json",
         f"{prefix}/gpm_3imerghh/days/2024-06-01.json",
     }
     metadata = _latest_metadata(instance, ["gpm_3imerghh", "cog"], "2024-06-01")
@@ -154,7 +154,7 @@ def test_imerg_chain_and_fidelity_on_s3(fake_cmr, datasets, instance, seaweedfs,
     assert [g["concept_id"] for g in manifest["granules"]] == [granule.concept_id]
     cog_uri = manifest["granules"][0]["objects"]["cog"]
     assert cog_uri == f"s3://{bucket}/{cog_key}"
-    item = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/gpm_3imerghh/items/{item_id}.json")["Body"].read())
+    item = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/gpm_3imerghh/items/2024/06/{item_id}.json")["Body"].read())
     assert item["assets"]["cog_default"]["href"] == cog_uri
     assert item["properties"]["start_datetime"] == "2024-06-01T12:30:00Z"
     local = Path(__import__("tempfile").mkdtemp()) / "c.tif"
@@ -177,9 +177,10 @@ def test_static_catalog_is_walkable(fake_cmr, datasets, instance, local_storage_
     catalog = pystac.Catalog.from_file(str(_root(local_storage_url) / "catalog.json"))
     collection = catalog.get_child("omdoao3e")
     assert collection.title.startswith("OMI/Aura Ozone")
-    items = sorted(item.id for item in collection.get_items())
+    items = sorted(item.id for item in collection.get_items(recursive=True))
     assert items == sorted(g.file_name[:-4] for g in granules)
-    item = next(collection.get_items())
+    assert [c.id for c in collection.get_children()] == ["omdoao3e-2012"]  # by year, then month
+    item = next(collection.get_items(recursive=True))
     with rasterio.open(item.assets["cog_default"].get_absolute_href()) as cog:
         assert cog.crs.to_epsg() == 4326
     assert collection.extra_fields["item_assets"]["cog_default"]["type"].endswith("profile=cloud-optimized")

@@ -15,7 +15,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from .granule_files import make_omi_granule
-from .helpers import now_utc, omi_file_name, partition_of, stored_cog
+from .helpers import now_utc, omi_file_name, partition_of, stored_cog, stored_item
 from .services import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,8 +61,7 @@ def test_cli_materializes_a_partition(fake_cmr, tmp_path, local_storage_url, mon
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    item = Path(local_storage_url[len("file://"):]) / "omdoao3e" / "items" / f"{granule.file_name[:-4]}.json"
-    assert item.exists()
+    assert stored_item(Path(local_storage_url[len("file://"):]), "omdoao3e", granule.file_name[:-4]).exists()
     assert fake_cmr.token not in completed.stdout + completed.stderr
 
 

@@ -49,9 +49,10 @@ def test_every_imported_library_is_declared_with_a_floor():
 
 def test_floors_are_at_least_what_the_apis_in_use_need():
     """pystac's projection v2 (proj:code) and core ItemAssetDefinition arrived in 1.12; shapely's
-    to_geojson in 2.0; antimeridian's great_circle in 0.4 (bin/check-floors installs these)."""
+    to_geojson in 2.0; antimeridian's great_circle in 0.4; rio-tiler 7 (preview, ImageData.rescale
+    and render with a colormap) needs rasterio 1.4 (bin/check-floors installs these)."""
     declared = _install_requires()
-    needed = {"pystac": (1, 12), "shapely": (2, 0), "antimeridian": (0, 4)}
+    needed = {"pystac": (1, 12), "shapely": (2, 0), "antimeridian": (0, 4), "rasterio": (1, 4), "rio-tiler": (7, 0)}
     for name, minimum in needed.items():
         floor = re.search(r">=\s*([\d.]+)", declared[name]).group(1)
         assert tuple(int(p) for p in floor.split(".")[:2]) >= minimum, f"{name}>={floor} is below {minimum}"

@@ -33,7 +33,6 @@ from cog_assets.store.layout import (
     COG_MEDIA_TYPE,
     cog_key,
     granule_key,
-    item_key,
     staged_record_key,
 )
 from cog_assets.store.objects import StorageError, StoredObject, sha256_of
@@ -156,7 +155,7 @@ def _load_cog(svc: Services, attempt: _Attempt) -> None:
     live = svc.archive.read_record(ds, record.concept_id)
     item = None
     if live is not None and live.revision_id == record.revision_id:
-        item = svc.archive.read_item(ds, live.item_id)
+        item = svc.archive.read_item(ds, live)
     key = revisions.pending_cog(svc.archive, ds, record, item)
     if key is None:
         raise StorageError(
@@ -204,7 +203,7 @@ def publish_if_current(svc: Services, record: GranuleRecord) -> str | None:
     if live is None or live.revision_id != record.revision_id or not live.file_name:
         return None
     try:
-        stored = svc.archive.read_item(ds, live.item_id)
+        stored = svc.archive.read_item(ds, live)
     except StorageError:
         return None
     decision = publishing.plan_item(svc.stac_api, svc.dataset, live.item_id, live.revision_id)
@@ -291,9 +290,9 @@ def describe_failure(concept_id: str, record: GranuleRecord | None, exc: Excepti
 def live_objects(svc: Services, record: GranuleRecord) -> dict[str, str]:
     """URIs of a live granule's objects (for the day manifest)."""
     storage, ds = svc.archive.storage, svc.dataset.id
-    item = svc.archive.read_item(ds, record.item_id)
+    item = svc.archive.read_item(ds, record)
     return {
         "granule": storage.uri(granule_key(ds, record.concept_id, record.revision_id, record.require_file_name())),
         "cog": item["assets"][stac.COG_ASSET]["href"],
-        "stac_item": storage.uri(item_key(ds, record.item_id)),
+        "stac_item": storage.uri(svc.archive.item_key(ds, record)),
     }

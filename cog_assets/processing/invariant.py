@@ -89,7 +89,7 @@ def check(cmr: CmrClient, archive: Archive, api: StacApi, dataset: DatasetConfig
     listed = storage.list_objects(f"{ds}/")
     sizes = {o.key: o.size for o in listed}
     objects = _granule_objects(listed, ds)
-    items = [json.loads(storage.get_bytes(o.key)) for o in listed if o.key.startswith(f"{ds}/items/")]
+    items = [json.loads(storage.get_bytes(key)) for key in archive.item_keys(ds).values()]
     report.stored_items = len(items)
     by_concept: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in items:

@@ -29,7 +29,6 @@ from cog_assets.store.layout import (
     deletion_key,
     granule_key,
     granules_prefix,
-    item_key,
     record_key,
     revision_of,
     staged_record_key,
@@ -144,8 +143,8 @@ def commit(
     check_not_withdrawn(archive, ds, record)
     stored, payload = archive.put_item(ds, item)
     archive.put_record(ds, record)
-    if previous is not None and previous.file_name and previous.item_id != record.item_id:
-        archive.storage.delete(item_key(ds, previous.item_id))
+    if previous is not None and previous.file_name and archive.item_key(ds, previous) != archive.item_key(ds, record):
+        archive.storage.delete(archive.item_key(ds, previous))
     if not publish:
         return Committed(payload, stored.uri, stored.size, stored.sha256, previous, "not published: the STAC API is unreachable")
     published = publishing.publish_item(api, dataset, payload, decision) if decision else "not configured"
@@ -168,10 +167,10 @@ def clean_up(
         if revision == live.revision_id:
             continue
         old = archive.read_staged_record(ds, live.concept_id, revision)
-        if old is not None and old.file_name and old.item_id != live.item_id:
-            if api.enabled:
+        if old is not None and old.file_name and archive.item_key(ds, old) != archive.item_key(ds, live):
+            if api.enabled and old.item_id != live.item_id:
                 api.delete_item(ds, old.item_id)
-            archive.storage.delete(item_key(ds, old.item_id))
+            archive.storage.delete(archive.item_key(ds, old))
         ordered = sorted(objects, key=lambda o: o.key.endswith("/" + RECORD_FILE))  # record last
         removed += _delete(archive, [o.key for o in ordered if o.key not in keep])
     cogs = archive.storage.list_objects(cogs_prefix(ds, live.concept_id))
@@ -187,7 +186,7 @@ def roll_back(
         return
     try:
         live = archive.read_record(dataset_id, concept_id)
-        item = archive.read_item(dataset_id, live.item_id) if live is not None and live.file_name else None
+        item = archive.read_item(dataset_id, live) if live is not None and live.file_name else None
         keep = referenced_keys(archive, dataset_id, live, item) if live is not None else set()
         _delete(archive, [key for key in reversed(written) if key not in keep])
     except StorageError as exc:  # the next successful commit of the granule removes them
@@ -203,18 +202,19 @@ def withdraw(archive: Archive, api: StacApi, dataset: DatasetConfig, concept_id:
     ds = dataset.id
     live = archive.read_record(ds, concept_id)
     staged = staged_revisions(archive, ds, concept_id)
-    item_ids = {live.item_id} if live is not None and live.file_name else set()
+    records = [live] if live is not None and live.file_name else []
     for revision in staged:
         old = archive.read_staged_record(ds, concept_id, revision)
         if old is not None and old.file_name:
-            item_ids.add(old.item_id)
-    tombstone = {"cmr_deletion": deletion, "item_ids": sorted(item_ids), "revision_id": live.revision_id if live else None}
+            records.append(old)
+    items = {archive.item_key(ds, r): r.item_id for r in records}
+    tombstone = {"cmr_deletion": deletion, "item_ids": sorted(set(items.values())), "revision_id": live.revision_id if live else None}
     archive.storage.put_bytes(dumps(tombstone), deletion_key(ds, concept_id), "application/json")
-    for item_id in sorted(item_ids):
+    for item_id in sorted(set(items.values())):
         if api.enabled:
             api.delete_item(ds, item_id)
-        archive.storage.delete(item_key(ds, item_id))
-    removed = [item_key(ds, i) for i in sorted(item_ids)]
+    removed = sorted(items)
+    _delete(archive, removed)
     objects = [o for revision in staged.values() for o in revision]
     objects += archive.storage.list_objects(cogs_prefix(ds, concept_id))
     removed += _delete(archive, [o.key for o in sorted(objects, key=lambda o: o.key.endswith("/" + RECORD_FILE))])

@@ -21,6 +21,7 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Stat
 from cog_assets.dataset import DatasetConfig
 from cog_assets.sources.cmr.records import GranuleRecord
 from cog_assets.stac import footprint
+from cog_assets.stac import catalog
 from cog_assets.store.layout import COG_MEDIA_TYPE
 from cog_assets.store.objects import sha256_of
 
@@ -151,29 +152,12 @@ def build_collection(dataset: DatasetConfig) -> pystac.Collection:
     return collection
 
 
-def collection_with_links(collection: pystac.Collection, item_ids: list[str]) -> dict[str, Any]:
-    """Collection JSON for the static catalog: relative links to root and every item."""
-    payload = collection.to_dict(include_self_link=False, transform_hrefs=False)
-    payload["links"] = [
-        {"rel": "root", "href": "../catalog.json", "type": "application/json"},
-        {"rel": "parent", "href": "../catalog.json", "type": "application/json"},
-    ] + [
-        {"rel": "item", "href": f"./items/{item_id}.json", "type": "application/geo+json"}
-        for item_id in item_ids
-    ]
-    return payload
-
-
 def item_for_catalog(item: pystac.Item) -> dict[str, Any]:
     """Item JSON for the static catalog: relative links to its collection and the root."""
     payload = item.to_dict(include_self_link=False, transform_hrefs=False)
     payload["links"] = [
         link for link in payload.get("links", []) if link["rel"] not in {"root", "parent", "collection", "self"}
-    ] + [
-        {"rel": "collection", "href": "../collection.json", "type": "application/json"},
-        {"rel": "parent", "href": "../collection.json", "type": "application/json"},
-        {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
-    ]
+    ] + catalog.item_links()
     return payload
 
 

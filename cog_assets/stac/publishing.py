@@ -136,12 +136,13 @@ def republish(
     with ``prune``, delete API items that storage does not hold. Idempotent."""
     report = reconcile(archive, api, dataset)
     result = Republication()
-    targets = report.missing_in_api if only_missing else sorted(archive.item_ids(dataset.id))
+    keys = archive.item_keys(dataset.id)
+    targets = report.missing_in_api if only_missing else sorted(keys)
     result.unchanged = report.storage_items - len(targets)
     collection = collection_payload(dataset)
     api.ensure_collection(collection, [])
     for batch in _batches(targets, EXTENT_BATCH):
-        items = [for_api(archive.read_item(dataset.id, item_id)) for item_id in batch]
+        items = [for_api(archive.read_json(keys[item_id])) for item_id in batch]
         api.ensure_collection(collection, items)
         for item in items:
             api.upsert_item(item)

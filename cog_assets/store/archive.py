@@ -19,6 +19,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.stac import catalog
 from cog_assets.stac import items as stac
 from cog_assets.store.layout import (
     CATALOG_KEY,
@@ -52,19 +53,29 @@ class Archive(ConfigurableResource):
     def put_item(self, dataset_id: str, item: pystac.Item) -> tuple[StoredObject, dict[str, Any]]:
         """Store the item; returns where, and the JSON as stored."""
         payload = stac.item_for_catalog(item)
-        return self.storage.put_bytes(dumps(payload), item_key(dataset_id, item.id), JSON), payload
+        when = item.datetime or item.common_metadata.start_datetime
+        assert when is not None  # items are built with CMR's temporal extent
+        return self.storage.put_bytes(dumps(payload), item_key(dataset_id, item.id, when), JSON), payload
 
-    def read_item(self, dataset_id: str, item_id: str) -> dict[str, Any]:
-        """The stored item; ObjectNotFound when there is none."""
-        return json.loads(self.storage.get_bytes(item_key(dataset_id, item_id)))
+    def read_item(self, dataset_id: str, record: GranuleRecord) -> dict[str, Any]:
+        """The record's stored item; ObjectNotFound when there is none."""
+        return json.loads(self.storage.get_bytes(self.item_key(dataset_id, record)))
+
+    @staticmethod
+    def item_key(dataset_id: str, record: GranuleRecord) -> str:
+        assert record.begin is not None  # records without a temporal extent are refused
+        return item_key(dataset_id, record.item_id, record.begin)
+
+    def item_keys(self, dataset_id: str) -> dict[str, str]:
+        """Every stored item's key, by item id (one listing, no reads)."""
+        refs = catalog.item_refs(dataset_id, self.storage.list_keys(f"{dataset_id}/items/"))
+        return {ref.item_id: f"{dataset_id}/items/{ref.year}/{ref.month}/{ref.item_id}.json" for ref in refs}
 
     def item_ids(self, dataset_id: str) -> list[str]:
-        prefix = f"{dataset_id}/items/"
-        return [
-            key[len(prefix) : -len(".json")]
-            for key in self.storage.list_keys(prefix)
-            if key.startswith(prefix) and key.endswith(".json")
-        ]
+        return sorted(self.item_keys(dataset_id))
+
+    def read_json(self, key: str) -> dict[str, Any]:
+        return json.loads(self.storage.get_bytes(key))
 
     # -- CMR records -------------------------------------------------------------------------
     def read_record(self, dataset_id: str, concept_id: str) -> GranuleRecord | None:
@@ -99,15 +110,26 @@ class Archive(ConfigurableResource):
 
     # -- collection ------------------------------------------------------------------------
     def put_collection(self, dataset_id: str, collection: pystac.Collection) -> tuple[StoredObject, int]:
-        """Store the collection with links to every stored item, and refresh the root catalog."""
-        items = self.item_ids(dataset_id)
-        stored = self.storage.put_bytes(
-            dumps(stac.collection_with_links(collection, items)), collection_key(dataset_id), JSON
-        )
-        collections = sorted(
-            key.split("/", 1)[0]
-            for key in self.storage.list_keys("")
-            if key.count("/") == 1 and key.endswith("/collection.json")
-        )
+        """Store the collection, its year/month sub-catalogs linking every stored item, and
+        refresh the root catalog (one listing of the items, no reads)."""
+        listed = self.storage.list_keys(f"{dataset_id}/items/")
+        refs = catalog.item_refs(dataset_id, listed)
+        wanted = {f"{dataset_id}/{key}": payload for key, payload in catalog.sub_catalogs(dataset_id, refs).items()}
+        for key, payload in wanted.items():
+            self.storage.put_bytes(dumps(payload), key, JSON)
+        for key in listed:  # months and years with no item left
+            if key.endswith("/catalog.json") and key not in wanted:
+                self.storage.delete(key)
+        payload = collection.to_dict(include_self_link=False, transform_hrefs=False)
+        payload["links"] = catalog.collection_links(refs)
+        stored = self.storage.put_bytes(dumps(payload), collection_key(dataset_id), JSON)
+        collections = self._collections()
         self.storage.put_bytes(dumps(stac.root_catalog(collections)), CATALOG_KEY, JSON)
-        return stored, len(items)
+        return stored, len(refs)
+
+    def _collections(self) -> list[str]:
+        """Datasets with a collection.json (one listing of the top level, not of everything)."""
+        return sorted(
+            name.rstrip("/") for name in self.storage.list_folders("")
+            if self.storage.exists(collection_key(name.rstrip("/")))
+        )

@@ -4,11 +4,13 @@ Storage layout under COG_ASSETS_STORAGE (a static STAC catalog that pystac can w
 
     catalog.json                                      root catalog linking every collection
     <dataset>/collection.json                         STAC collection
-    <dataset>/items/<item>.json                       the granule's live STAC item
+    <dataset>/items/<YYYY>/<MM>/<item>.json           the granule's live STAC item (its data's month)
+    <dataset>/items/<YYYY>[/<MM>]/catalog.json        year and month sub-catalogs (``stac.catalog``)
     <dataset>/cmr/<concept-id>.json                   the live revision's CMR record (commit pointer)
     <dataset>/granules/<concept-id>/r<rev>/<file>     the original granule file of one revision
     <dataset>/granules/<concept-id>/r<rev>/record.json   that revision's CMR record (file complete)
     <dataset>/cogs/<concept-id>/r<rev>/<item>.<sha>.tif  COG of one revision (sha: its content)
+    <dataset>/cogs/<concept-id>/r<rev>/<item>.<sha>.png  its thumbnail
     <dataset>/deleted/<concept-id>.json               tombstone of a granule CMR deleted
     <dataset>/days/<YYYY-MM-DD>.json                  a daily partition's manifest (by-day datasets)
 
@@ -21,6 +23,7 @@ no longer references under the concept's prefixes is removed (``processing.revis
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 from cog_assets.store.objects import storage_key
 
@@ -64,8 +67,15 @@ def record_key(dataset_id: str, concept_id: str) -> str:
     return storage_key(dataset_id, "cmr", f"{concept_id}.json")
 
 
-def item_key(dataset_id: str, item_id: str) -> str:
-    return storage_key(dataset_id, "items", f"{item_id}.json")
+def item_key(dataset_id: str, item_id: str, when: datetime) -> str:
+    """Under the UTC month of the item's datetime (the static catalog's sub-catalogs)."""
+    month = when.astimezone(timezone.utc)
+    return storage_key(dataset_id, "items", f"{month:%Y}", f"{month:%m}", f"{item_id}.json")
+
+
+def thumbnail_key(cog: str) -> str:
+    """The thumbnail beside a COG."""
+    return cog[: -len(".tif")] + ".png"
 
 
 def deletion_key(dataset_id: str, concept_id: str) -> str:

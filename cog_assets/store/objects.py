@@ -80,6 +80,7 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
     def list_keys(self, prefix: str) -> list[str]: ...
     def list_objects(self, prefix: str) -> list[ListedObject]: ...
+    def list_folders(self, prefix: str) -> list[str]: ...
 
 
 class LocalStorage:
@@ -168,6 +169,11 @@ class LocalStorage:
 
     def list_keys(self, prefix: str) -> list[str]:
         return [listed.key for listed in self.list_objects(prefix)]
+
+    def list_folders(self, prefix: str) -> list[str]:
+        """The folder names directly under ``prefix`` (each with a trailing /)."""
+        base = self._path(prefix) if prefix else self.root
+        return sorted(f"{p.name}/" for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
     def list_objects(self, prefix: str) -> list[ListedObject]:
         base = self._path(prefix) if prefix else self.root
@@ -276,6 +282,18 @@ class S3Storage:
 
     def list_keys(self, prefix: str) -> list[str]:
         return [listed.key for listed in self.list_objects(prefix)]
+
+    def list_folders(self, prefix: str) -> list[str]:
+        """The "folder" names directly under ``prefix`` (a delimiter listing, not every key)."""
+        full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        folders: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full, Delimiter="/")
+            for page in pages:
+                folders += [p["Prefix"][len(full):] for p in page.get("CommonPrefixes", [])]
+        except Exception as exc:
+            raise StorageError(f"listing {self.uri(prefix)} failed: {exc}") from exc
+        return sorted(folders)
 
     def list_objects(self, prefix: str) -> list[ListedObject]:
         full = self._key(prefix)

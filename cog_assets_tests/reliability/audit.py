@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from cog_assets.formats import cog as cogs
@@ -38,7 +39,7 @@ def partial_objects(storage: Storage, dataset_id: str) -> list[str]:
         valid, errors, _ = cogs.validate(storage.local_copy(key, scratch))
         if not valid:
             problems.append(f"{key}: not a valid COG ({errors})")
-    for key in sorted(k for k in keys if "/items/" in k):
+    for key in sorted(k for k in keys if "/items/" in k and not k.endswith("/catalog.json")):
         item = json.loads(storage.get_bytes(key))
         ckey = storage.key_of(item["assets"]["cog_default"]["href"])
         if ckey not in keys:
@@ -47,6 +48,6 @@ def partial_objects(storage: Storage, dataset_id: str) -> list[str]:
         expected = item["assets"]["cog_default"]["file:checksum"]
         if expected != "1220" + sha256_of(storage.local_copy(ckey, scratch)):
             problems.append(f"{key}: checksum does not match {ckey}")
-        if item_key(dataset_id, item["id"]) != key:
+        if item_key(dataset_id, item["id"], datetime.fromisoformat(item["properties"]["datetime"].replace("Z", "+00:00"))) != key:
             problems.append(f"{key}: holds item {item['id']}")
     return problems

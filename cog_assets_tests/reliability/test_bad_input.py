@@ -82,8 +82,8 @@ def test_bad_granule_fails_alone_with_its_cause(case, fake_cmr, datasets, instan
     assert neighbour_run.success, failure_messages(neighbour_run)
 
     storage = _storage(local_storage_url)
-    items = storage.list_keys("omdoao3e/items")
-    assert items == [f"omdoao3e/items/{neighbour.file_name[:-4]}.json"]  # the bad one has nothing final
+    items = storage.list_keys("omdoao3e/items/")
+    assert items == [f"omdoao3e/items/{neighbour.begin:%Y/%m}/{neighbour.file_name[:-4]}.json"]  # the bad one has nothing final
     partial = partial_objects(storage, "omdoao3e")
     assert partial == []
     record(f"bad input: {case}", "its partition failed naming granule and cause; neighbour materialized",

@@ -18,7 +18,7 @@ from cog_assets.store.objects import LocalStorage, S3Storage
 
 from ..cmr_server import Fault, FakeCmr
 from ..granule_files import make_omi_granule, omi_values
-from ..helpers import Platform, failure_messages, omi_file_name, partition_of, stored_cog
+from ..helpers import Platform, failure_messages, omi_file_name, partition_of, stored_cog, stored_item
 from ..services import start_seaweedfs
 from .audit import partial_objects
 
@@ -112,7 +112,7 @@ _KILL_DURING_COG_WRITE = textwrap.dedent(
 
 
 def _normalized(root: Path, item_id: str) -> tuple[bytes, dict]:
-    item = json.loads((root / "omdoao3e" / "items" / f"{item_id}.json").read_text())
+    item = json.loads(stored_item(root, "omdoao3e", item_id).read_text())
     item["assets"]["cog_default"]["href"] = item["assets"]["cog_default"]["href"].replace(root.as_uri(), "ROOT")
     return stored_cog(root, "omdoao3e", item_id).read_bytes(), item
 

@@ -150,14 +150,14 @@ def test_no_asset_or_check_of_the_code_location_pickles(fake_cmr, tmp_path, loca
     with DagsterInstance.ephemeral() as instance:
         _refuse_pickle(monkeypatch)
         control = materialize([returns_a_value], instance=instance, raise_on_error=False)
-        instance.add_dynamic_partitions("omdoao3e_granules", [granule.concept_id])
+        instance.add_dynamic_partitions("omdoao3e_granules", [partition_of(granule)])
         resources = dict(defs.resources or {})
         unpartitioned = materialize(
             [a for a in assets if a.partitions_def is None] + checks, resources=resources, instance=instance,
             raise_on_error=False,
         )
         partitioned = materialize(
-            [a for a in assets if a.partitions_def is not None], partition_key=granule.concept_id,
+            [a for a in assets if a.partitions_def is not None], partition_key=partition_of(granule),
             resources=resources, instance=instance, raise_on_error=False,
         )
         monkeypatch.undo()

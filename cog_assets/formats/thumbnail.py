@@ -1,0 +1,28 @@
+"""A PNG preview of a COG, rendered with the dataset's colormap and value range (rio-tiler).
+
+The same rendering goes into the STAC collection's ``renders`` (what a tiler such as titiler
+uses), so the thumbnail, the UI preview and a map agree. The preview reads the COG's smallest
+overview that is large enough, not the full-resolution data; nodata is transparent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rio_tiler.colormap import cmap
+from rio_tiler.io import Reader
+
+THUMBNAIL_SIZE = 256  # the STAC ``thumbnail`` asset, longest side in pixels
+PREVIEW_SIZE = 128  # the Dagster UI's inline preview: a few KB per materialization event
+
+
+def render_png(cog_path: Path, colormap: str, value_range: tuple[float, float], max_size: int = THUMBNAIL_SIZE) -> bytes:
+    """The COG's first band rescaled from ``value_range`` to 0-255 and coloured by ``colormap``."""
+    with Reader(str(cog_path)) as source:
+        image = source.preview(indexes=1, max_size=max_size)
+    image.rescale(in_range=[value_range])
+    return image.render(img_format="PNG", colormap=cmap.get(colormap))
+
+
+def known_colormap(name: str) -> bool:
+    return name in cmap.list()
