@@ -27,7 +27,7 @@ def build_definitions(
         assets += built.assets.all
         checks += built.checks
         jobs += built.jobs
-        sensors.append(built.sensor)
+        sensors += [built.sensor, built.catalog_sensor]
     return Definitions(
         # one step per run does the work (the granule chain): a second process per step would
         # only add start-up time to every run

@@ -17,6 +17,7 @@ from cog_assets.dataset import DatasetConfig
 
 AssetJob = Any  # what define_asset_job returns (not exported by dagster)
 from cog_assets.defs.assets import DatasetAssets, build_dataset_assets
+from cog_assets.defs.catalog_sensor import CATALOG_WRITER_TAG, build_catalog_sensor
 from cog_assets.defs.maintenance import (
     build_invariant_check,
     build_reconciliation_check,
@@ -35,6 +36,7 @@ class DatasetDefinitions:
     republish_job: JobDefinition
     checks: list[AssetChecksDefinition]
     sensor: SensorDefinition
+    catalog_sensor: SensorDefinition
 
     @property
     def jobs(self) -> list:
@@ -49,7 +51,9 @@ def build_dataset(dataset: DatasetConfig) -> DatasetDefinitions:
         description=f"granule → cog → stac_item for {dataset.id} partitions (requested by its sensor)",
     )
     collection_job = define_asset_job(
-        f"{dataset.id}_collection_job", selection=AssetSelection.assets(built.stac_collection.key)
+        f"{dataset.id}_collection_job",
+        selection=AssetSelection.assets(built.stac_collection.key),
+        tags={CATALOG_WRITER_TAG: dataset.id},  # the run queue runs one writer at a time
     )
     withdraw_job = build_withdraw_job(dataset, built.strategy)
     return DatasetDefinitions(
@@ -63,4 +67,7 @@ def build_dataset(dataset: DatasetConfig) -> DatasetDefinitions:
             build_invariant_check(dataset, built.stac_collection.key),
         ],
         sensor=build_cmr_sensor(dataset, built, chain_job, collection_job, withdraw_job),
+        catalog_sensor=build_catalog_sensor(
+            dataset, built.granule_chain[-1], built.stac_collection.key, collection_job, withdraw_job
+        ),
     )

@@ -51,55 +51,50 @@ def _catalog(catalog_id: str, title: str, links: list[dict[str, str]]) -> dict[s
     return payload
 
 
-def _up(levels: int, name: str) -> str:
-    return "../" * levels + name
+def _links(depth: int) -> list[dict[str, str]]:
+    """root, parent and collection links of a sub-catalog ``depth`` folders below the dataset
+    (a year is 2 deep: items/<YYYY>/; its parent is the collection, the others' the folder above)."""
+    up = "../" * depth
+    parent = f"{up}collection.json" if depth == 2 else "../catalog.json"
+    return [
+        {"rel": "root", "href": f"../{up}catalog.json", "type": JSON},
+        {"rel": "parent", "href": parent, "type": JSON},
+        {"rel": "collection", "href": f"{up}collection.json", "type": JSON},
+    ]
+
+
+def _children(names: Iterable[str]) -> list[dict[str, str]]:
+    return [{"rel": "child", "href": f"./{name}/catalog.json", "type": JSON} for name in names]
+
+
+def _items(hrefs: Iterable[str]) -> list[dict[str, str]]:
+    return [{"rel": "item", "href": href, "type": "application/geo+json"} for href in hrefs]
 
 
 def sub_catalogs(dataset_id: str, refs: list[ItemRef]) -> dict[str, dict[str, Any]]:
-    """Every year, month (and, for crowded months, day) catalog, by key under the dataset."""
+    """Every year, month (and, for crowded months, part) catalog, by key under the dataset."""
     out: dict[str, dict[str, Any]] = {}
     by_year: dict[str, dict[str, list[ItemRef]]] = defaultdict(lambda: defaultdict(list))
     for ref in refs:
         by_year[ref.year][ref.month].append(ref)
     for year, months in by_year.items():
-        out[f"items/{year}/catalog.json"] = _catalog(
-            f"{dataset_id}-{year}", f"{dataset_id} {year}",
-            _structure(2, "catalog.json")
-            + [{"rel": "child", "href": f"./{month}/catalog.json", "type": JSON} for month in sorted(months)],
-        )
+        out[f"items/{year}/catalog.json"] = _catalog(f"{dataset_id}-{year}", f"{dataset_id} {year}", _links(2) + _children(sorted(months)))
         for month, items in months.items():
             out.update(_month(dataset_id, year, month, items))
     return out
 
 
-def _structure(depth: int, parent: str) -> list[dict[str, str]]:
-    """root, parent and collection links from a catalog ``depth`` folders below the dataset."""
-    return [
-        {"rel": "root", "href": _up(depth + 1, "catalog.json"), "type": JSON},
-        {"rel": "parent", "href": f"../{parent}" if parent != "catalog.json" else _up(depth, "collection.json"), "type": JSON},
-        {"rel": "collection", "href": _up(depth, "collection.json"), "type": JSON},
-    ]
-
-
 def _month(dataset_id: str, year: str, month: str, items: list[ItemRef]) -> dict[str, dict[str, Any]]:
-    name = f"{dataset_id} {year}-{month}"
-    base = _structure(3, "catalog.json")
-    base[1] = {"rel": "parent", "href": "../catalog.json", "type": JSON}
+    """A month's catalog linking its items, or parts of at most MAX_LINKS items each."""
+    name, folder = f"{dataset_id} {year}-{month}", f"items/{year}/{month}"
     if len(items) <= MAX_LINKS:
-        links = base + [{"rel": "item", "href": ref.href, "type": "application/geo+json"} for ref in items]
-        return {f"items/{year}/{month}/catalog.json": _catalog(f"{dataset_id}-{year}-{month}", name, links)}
-    chunks = [items[i : i + MAX_LINKS] for i in range(0, len(items), MAX_LINKS)]
-    out = {
-        f"items/{year}/{month}/catalog.json": _catalog(
-            f"{dataset_id}-{year}-{month}", name,
-            base + [{"rel": "child", "href": f"./part-{n}/catalog.json", "type": JSON} for n in range(len(chunks))],
-        )
-    }
-    for n, chunk in enumerate(chunks):
-        links = _structure(4, "catalog.json")
-        links[1] = {"rel": "parent", "href": "../catalog.json", "type": JSON}
-        links += [{"rel": "item", "href": f"../{ref.item_id}.json", "type": "application/geo+json"} for ref in chunk]
-        out[f"items/{year}/{month}/part-{n}/catalog.json"] = _catalog(f"{dataset_id}-{year}-{month}-{n}", f"{name} ({n + 1})", links)
+        links = _links(3) + _items(ref.href for ref in items)
+        return {f"{folder}/catalog.json": _catalog(f"{dataset_id}-{year}-{month}", name, links)}
+    parts = [items[i : i + MAX_LINKS] for i in range(0, len(items), MAX_LINKS)]
+    out = {f"{folder}/catalog.json": _catalog(f"{dataset_id}-{year}-{month}", name, _links(3) + _children(f"part-{n}" for n in range(len(parts))))}
+    for n, part in enumerate(parts):
+        links = _links(4) + _items(f"../{ref.item_id}.json" for ref in part)
+        out[f"{folder}/part-{n}/catalog.json"] = _catalog(f"{dataset_id}-{year}-{month}-{n}", f"{name} ({n + 1})", links)
     return out
 
 
@@ -109,7 +104,7 @@ def collection_links(refs: list[ItemRef]) -> list[dict[str, str]]:
     return [
         {"rel": "root", "href": "../catalog.json", "type": JSON},
         {"rel": "parent", "href": "../catalog.json", "type": JSON},
-    ] + [{"rel": "child", "href": f"./items/{year}/catalog.json", "type": JSON} for year in years]
+    ] + _children(f"items/{year}" for year in years)
 
 
 def item_links() -> list[dict[str, str]]:
