@@ -144,6 +144,30 @@ class DuplicatePolicy(_Strict):
     new_revision: Literal["skip", "replace", "error"] = "replace"
 
 
+class RenderConfig(_Strict):
+    """How the data is drawn: the thumbnails, the UI preview and the collection's STAC
+    ``renders`` (what a tiler such as titiler uses for maps)."""
+
+    colormap: str = Field(default="viridis", description="a rio-tiler colormap name")
+    rescale: tuple[float, float] = Field(description="the value range mapped onto the colormap, in the data's units")
+
+    @field_validator("colormap")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from rio_tiler.colormap import cmap
+
+        if value not in cmap.list():
+            raise ValueError(f"unknown colormap {value!r}; use one of rio-tiler's, e.g. viridis, blues, rdylbu_r")
+        return value
+
+    @field_validator("rescale")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not value[0] < value[1]:
+            raise ValueError("expected [low, high] with low < high")
+        return value
+
+
 class StacCollectionConfig(_Strict):
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
@@ -151,6 +175,7 @@ class StacCollectionConfig(_Strict):
     keywords: list[str] = Field(default_factory=list)
     providers: list[StacProvider] = Field(default_factory=list)
     duplicates: DuplicatePolicy = DuplicatePolicy()
+    render: RenderConfig
 
 
 class SensorPolicy(_Strict):

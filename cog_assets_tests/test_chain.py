@@ -71,6 +71,10 @@ def test_omi_chain_on_local_folder(fake_cmr, datasets, instance, local_storage_u
 
     cog_meta = _latest_metadata(instance, ["omdoao3e", "cog"], granule.concept_id)
     assert 0.85 < cog_meta["valid_fraction"] < 0.95
+    assert cog_meta["cmr_record"] == f"{fake_cmr.url}/search/concepts/{granule.concept_id}/1.umm_json"
+    mean = cog_meta["mean (DU)"]
+    assert mean == float(f"{mean:.6g}") and 250 < mean < 350  # rounded once, with units
+    assert cog_meta["preview"].startswith("![preview of the COG](data:image/png;base64,")
     checks = instance.event_log_storage.get_asset_check_execution_history(
         __import__("dagster").AssetCheckKey(AssetKey(["omdoao3e", "cog"]), "valid_cog"), limit=1
     )
@@ -88,6 +92,10 @@ def test_omi_chain_on_local_folder(fake_cmr, datasets, instance, local_storage_u
     assert asset.extra_fields["file:size"] == cog_meta["size_bytes"]
     assert asset.extra_fields["file:checksum"] == "1220" + cog_meta["sha256"]
     assert item.properties["proj:code"] == "EPSG:4326"
+    thumbnail = item.assets["thumbnail"]
+    assert thumbnail.media_type == "image/png" and thumbnail.roles == ["thumbnail"]
+    assert Path(thumbnail.href[len("file://"):]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert asset.extra_fields["raster:bands"][0]["statistics"]["mean"] == mean  # the same number
     assert asset.extra_fields["proj:shape"] == [720, 1440]
     band = asset.extra_fields["raster:bands"][0]
     assert band["nodata"] == pytest.approx(-1.2676506e30, rel=1e-6) and band["unit"] == "DU"
@@ -137,13 +145,14 @@ def test_imerg_chain_and_fidelity_on_s3(fake_cmr, datasets, instance, seaweedfs,
     client = seaweedfs.client()
     item_id = granule.file_name[: -len(".HDF5")]
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
-    cog_key = next(k for k in keys if "/cogs/" in k)
+    cog_key = next(k for k in keys if "/cogs/" in k and k.endswith(".tif"))
     assert cog_key.startswith(f"{prefix}/gpm_3imerghh/cogs/{granule.concept_id}/r1/{item_id}.")
     assert keys == {
         f"{prefix}/gpm_3imerghh/granules/{granule.concept_id}/r1/{granule.file_name}",
         f"{prefix}/gpm_3imerghh/granules/{granule.concept_id}/r1/record.json",
         f"{prefix}/gpm_3imerghh/cmr/{granule.concept_id}.json",
         cog_key,
+        cog_key[: -len(".tif")] + ".png",  # the thumbnail beside it
         f"{prefix}/gpm_3imerghh/items/2024/06/{item_id}.json",
         f"{prefix}/gpm_3imerghh/days/2024-06-01.json",
     }

@@ -72,15 +72,23 @@ class DatasetAssets:
         return [by_step[step] for step in chain.STEPS]
 
 
+_LINKS = {"uri", "thumbnail", "cmr_record", "stac_api_item"}
+
+
 def object_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Dagster metadata from a step's plain dict (links for http URIs, JSON for lists)."""
+    """Dagster metadata from a step's plain dict: links where a browser can follow them (http;
+    ``file://`` and ``s3://`` URIs stay text to copy), the preview as an inline image, JSON for
+    lists."""
     shown: dict[str, Any] = {}
     for key, value in metadata.items():
-        if key == "uri" and str(value).startswith("http"):
-            shown[key] = MetadataValue.url(value)
+        text = str(value)
+        if key == "preview":
+            shown[key] = MetadataValue.md(f"![preview of the COG]({text})")
+        elif key in _LINKS and text.startswith(("http://", "https://")):
+            shown[key] = MetadataValue.url(text)
         elif isinstance(value, (list, dict)):
             shown[key] = MetadataValue.json(value)
-        else:
+        elif value is not None:
             shown[key] = value
     return shown
 

@@ -6,16 +6,21 @@ blocks; internal overviews are averaged (nodata-aware) so low zooms stay faithfu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 from rasterio.io import MemoryFile
+from rasterio.transform import array_bounds
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
 from cog_assets.formats.readers import Raster
+from cog_assets.store.objects import sha256_of
 
+SIGNIFICANT_DIGITS = 6
 BLOCK_SIZE = 512
 OVERVIEW_RESAMPLING = "average"
 
@@ -56,20 +61,55 @@ def write_cog(raster: Raster, destination: Path) -> None:
             )
 
 
-def statistics(raster: Raster) -> dict[str, float | int]:
-    """Summary of valid pixels, for materialization metadata and STAC raster:bands."""
-    valid = raster.data[raster.valid]
+def _significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def statistics(data: np.ndarray, valid: np.ndarray) -> dict[str, float | int]:
+    """Summary of the valid pixels, rounded once (6 significant digits): the same numbers go
+    to the materialization, the STAC item's raster:bands and the day manifest."""
+    values = data[valid]
     stats: dict[str, float | int] = {
-        "valid_pixels": int(valid.size),
-        "valid_fraction": round(float(valid.size) / raster.data.size, 6),
+        "valid_pixels": int(values.size),
+        "valid_fraction": round(float(values.size) / data.size, 6),
     }
-    if valid.size:
+    if values.size:
         stats.update(
-            minimum=float(valid.min()),
-            maximum=float(valid.max()),
-            mean=float(np.mean(valid, dtype=np.float64)),
+            minimum=_significant(float(values.min())),
+            maximum=_significant(float(values.max())),
+            mean=_significant(float(np.mean(values, dtype=np.float64))),
         )
     return stats
+
+
+@dataclass(frozen=True)
+class CogInfo:
+    """What a STAC item says of its COG, known when the COG is written (no re-read)."""
+
+    shape: tuple[int, int]
+    transform: list[float]
+    bounds: tuple[float, float, float, float]
+    nodata: float | None
+    statistics: dict[str, float | int]
+    size: int
+    sha256: str
+
+
+def info_of(raster: Raster, path: Path, sha256: str) -> CogInfo:
+    """The written COG's description from the grid it was written from."""
+    height, width = raster.data.shape
+    bounds = array_bounds(height, width, raster.transform)
+    return CogInfo((height, width), list(raster.transform)[:6], (bounds[0], bounds[1], bounds[2], bounds[3]),
+                   raster.nodata, statistics(raster.data, raster.valid), path.stat().st_size, sha256)
+
+
+def read_info(path: Path) -> CogInfo:
+    """The description of a COG on disk (``stac_item`` re-run alone, or a COG used as it is)."""
+    with rasterio.open(path) as cog:
+        data = cog.read(1)
+        valid = np.isfinite(data) if cog.nodata is None else (data != np.float32(cog.nodata)) & np.isfinite(data)
+        return CogInfo((cog.height, cog.width), list(cog.transform)[:6], tuple(cog.bounds), cog.nodata,
+                       statistics(data, valid), path.stat().st_size, sha256_of(path))
 
 
 def validate(path: Path) -> tuple[bool, list[str], list[str]]:

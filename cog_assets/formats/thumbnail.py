@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from rio_tiler.colormap import cmap
 from rio_tiler.io import Reader
 
@@ -20,8 +21,9 @@ def render_png(cog_path: Path, colormap: str, value_range: tuple[float, float], 
     """The COG's first band rescaled from ``value_range`` to 0-255 and coloured by ``colormap``."""
     with Reader(str(cog_path)) as source:
         image = source.preview(indexes=1, max_size=max_size)
-    image.rescale(in_range=[value_range])
-    return image.render(img_format="PNG", colormap=cmap.get(colormap))
+    with np.errstate(invalid="ignore", over="ignore"):  # nodata pixels are masked (transparent)
+        image.rescale(in_range=[value_range])
+        return image.render(img_format="PNG", colormap=cmap.get(colormap))
 
 
 def known_colormap(name: str) -> bool:

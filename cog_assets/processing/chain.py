@@ -12,6 +12,7 @@ what it wrote, so the previous revision stays intact.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -29,7 +30,10 @@ from cog_assets.stac import items as stac
 from cog_assets.stac import publishing
 from cog_assets.stac.api import Decision, DuplicateItemError, StacApi, StacApiError
 from cog_assets.store.archive import Archive
+from cog_assets.formats.cog import CogInfo
+from cog_assets.formats.thumbnail import PREVIEW_SIZE, render_png
 from cog_assets.store.layout import (
+    thumbnail_key,
     COG_MEDIA_TYPE,
     cog_key,
     granule_key,
@@ -83,16 +87,21 @@ class _Attempt:
     workdir: Path
     written: list[str] = field(default_factory=list)
     granule_path: Path | None = None
-    cog_path: Path | None = None
+    cog: CogInfo | None = None
     cog_uri: str | None = None
+    thumbnail_uri: str | None = None
 
 
 def stored_metadata(stored: StoredObject) -> dict[str, Any]:
     return {"uri": stored.uri, "size_bytes": stored.size, "sha256": stored.sha256}
 
 
-def _cmr_metadata(record: GranuleRecord) -> dict[str, Any]:
-    return {"cmr_concept_id": record.concept_id, "cmr_revision_id": record.revision_id}
+def _cmr_metadata(svc: Services, record: GranuleRecord) -> dict[str, Any]:
+    return {
+        "cmr_concept_id": record.concept_id,
+        "cmr_revision_id": record.revision_id,
+        "cmr_record": stac.cmr_record_url(svc.cmr.base_url, record),
+    }
 
 
 def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
@@ -109,7 +118,7 @@ def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
     return {
         **stored_metadata(stored),
         "file_name": file_name,
-        **_cmr_metadata(record),
+        **_cmr_metadata(svc, record),
         "cmr_checksum": f"{record.checksum_algorithm}:{record.checksum}" if record.checksum else "not provided by CMR",
     }
 
@@ -129,24 +138,48 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
         raise ValueError(
             f"the COG written from {record.file_name} is not valid ({'; '.join(errors)}); nothing was stored"
         )
-    stats = cogs.statistics(raster)
-    if stats["valid_pixels"] == 0:
+    info = attempt.cog = cogs.info_of(raster, destination, sha256_of(destination))
+    if info.statistics["valid_pixels"] == 0:
         outcome.warnings.append(
             f"granule {record.concept_id}: every pixel of {svc.dataset.reader.variable} is fill; "
             "the COG is all nodata (valid_fraction 0)"
         )
-    key = cog_key(ds, record.concept_id, record.revision_id, record.item_id, sha256_of(destination))
+    key = cog_key(ds, record.concept_id, record.revision_id, record.item_id, info.sha256)
     stored = svc.archive.storage.put_file(destination, key, COG_MEDIA_TYPE)
     attempt.written.append(key)
-    attempt.cog_path, attempt.cog_uri = destination, stored.uri
+    attempt.cog_uri = stored.uri
+    _store_thumbnail(svc, attempt, destination, key)
+    render = svc.dataset.stac.render
+    preview = render_png(destination, render.colormap, render.rescale, PREVIEW_SIZE)
     return {
         **stored_metadata(stored),
-        **stats,
+        **_statistics(info, svc.dataset.reader.units),
         "item_id": record.item_id,
         "datetime": record.begin.isoformat() if record.begin else "",
-        **_cmr_metadata(record),
+        **_cmr_metadata(svc, record),
+        "thumbnail": attempt.thumbnail_uri,
+        "preview": "data:image/png;base64," + base64.b64encode(preview).decode(),
         "cog_warnings": warnings,
     }
+
+
+def _statistics(info: CogInfo, units: str | None) -> dict[str, Any]:
+    """Statistics as the UI shows them: rounded once (cog.statistics), with the units."""
+    stats = info.statistics
+    shown: dict[str, Any] = {"valid_pixels": stats["valid_pixels"], "valid_fraction": stats["valid_fraction"]}
+    for name in ("minimum", "maximum", "mean"):
+        if name in stats:
+            shown[f"{name} ({units or 'unitless'})"] = stats[name]
+    return shown
+
+
+def _store_thumbnail(svc: Services, attempt: _Attempt, cog_path: Path, cog_key_: str) -> None:
+    """The PNG preview beside the COG (the item's ``thumbnail`` asset)."""
+    render = svc.dataset.stac.render
+    key = thumbnail_key(cog_key_)
+    stored = svc.archive.storage.put_bytes(render_png(cog_path, render.colormap, render.rescale), key, "image/png")
+    attempt.written.append(key)
+    attempt.thumbnail_uri = stored.uri
 
 
 def _load_cog(svc: Services, attempt: _Attempt) -> None:
@@ -162,8 +195,13 @@ def _load_cog(svc: Services, attempt: _Attempt) -> None:
             f"granule {record.concept_id} revision {record.revision_id} has no COG yet; "
             f"materialize {ds}/cog for this partition first"
         )
-    attempt.cog_path = svc.archive.storage.local_copy(key, attempt.workdir)
-    attempt.cog_uri = svc.archive.storage.uri(key)
+    storage = svc.archive.storage
+    local = storage.local_copy(key, attempt.workdir)
+    attempt.cog, attempt.cog_uri = cogs.read_info(local), storage.uri(key)
+    if storage.exists(thumbnail_key(key)):
+        attempt.thumbnail_uri = storage.uri(thumbnail_key(key))
+    else:  # a COG from before thumbnails existed
+        _store_thumbnail(svc, attempt, local, key)
 
 
 def describe(
@@ -172,8 +210,8 @@ def describe(
     """The STAC item, committed as the granule's live item (storage, then the STAC API unless
     it could not be reached)."""
     dataset, record = svc.dataset, attempt.record
-    assert attempt.cog_path is not None and attempt.cog_uri is not None
-    item = stac.build_item(dataset, record, attempt.cog_path, attempt.cog_uri, svc.cmr.base_url)
+    assert attempt.cog is not None and attempt.cog_uri is not None
+    item = stac.build_item(dataset, record, attempt.cog, attempt.cog_uri, svc.cmr.base_url, attempt.thumbnail_uri)
     committed = revisions.commit(svc.archive, svc.stac_api, dataset, record, item, decision, publish)
     outcome.previous = committed.previous
     replaced = committed.previous.item_id if committed.previous and committed.previous.file_name else None
@@ -183,11 +221,12 @@ def describe(
         "sha256": committed.item_sha256,
         "item_id": item.id,
         "datetime": committed.item["properties"].get("datetime") or "",
-        **_cmr_metadata(record),
+        **_cmr_metadata(svc, record),
         "replaced_item": replaced if replaced and replaced != item.id else "",
         "stac_api": committed.published,
         "stac_api_reason": decision.reason if decision else "COG_ASSETS_STAC_API_URL is not set",
         "objects_removed": len(committed.removed),
+        **({"stac_api_item": svc.stac_api.item_url(dataset.id, item.id)} if svc.stac_api.enabled else {}),
     }
 
 

@@ -136,8 +136,9 @@ def _check_item(report: InvariantReport, item: dict[str, Any], record: GranuleRe
         report.add("items whose checksum does not match their COG", f"{item['id']}: {key}")
     else:
         to_hash.append((key, checksum))
-    wanted = {key, f"{ds}/granules/{concept_id}/r{revision}/{RECORD_FILE}",
-              f"{ds}/granules/{concept_id}/r{revision}/{record.file_name}"}
+    assets = {storage.key_of(a.get("href", "")) for a in item["assets"].values()}
+    wanted = assets | {f"{ds}/granules/{concept_id}/r{revision}/{RECORD_FILE}",
+                       f"{ds}/granules/{concept_id}/r{revision}/{record.file_name}"}
     for rev, keys in revisions.items():
         stray = [k for k in keys if k not in wanted]
         if rev > (revision or 0):

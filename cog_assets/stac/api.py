@@ -241,6 +241,10 @@ class StacApi(ConfigurableResource):
             self._put(f"/collections/{quote(collection['id'])}", {**fresh, "extent": widened})
 
     # -- items -----------------------------------------------------------------------------
+    def item_url(self, collection_id: str, item_id: str) -> str:
+        """Where a person (or pystac-client) finds the item in the API."""
+        return f"{(self.url or '').rstrip('/')}{self._item_path(collection_id, item_id)}"
+
     def _item_path(self, collection_id: str, item_id: str = "") -> str:
         base = f"/collections/{quote(collection_id)}/items"
         return f"{base}/{quote(item_id)}" if item_id else base

@@ -9,23 +9,23 @@ CMR revision date, so a rerun of the same revision yields the same item; asset
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pystac
-import rasterio
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
 
 from cog_assets.dataset import DatasetConfig
+from cog_assets.formats.cog import CogInfo
 from cog_assets.sources.cmr.records import GranuleRecord
 from cog_assets.stac import footprint
 from cog_assets.stac import catalog
 from cog_assets.store.layout import COG_MEDIA_TYPE
-from cog_assets.store.objects import sha256_of
 
 COG_ASSET = "cog_default"
+THUMBNAIL_ASSET = "thumbnail"
+RENDER_EXTENSION = "https://stac-extensions.github.io/render/v2.0.0/schema.json"
 
 
 def _multihash_sha256(hex_digest: str) -> str:
@@ -37,21 +37,23 @@ def granule_footprint(record: GranuleRecord, cog_bounds: footprint.Bbox) -> foot
     return record.footprint() or footprint.from_bbox(cog_bounds)
 
 
+def cmr_record_url(cmr_url: str, record: GranuleRecord) -> str:
+    """The granule's CMR record at this revision."""
+    return f"{cmr_url.rstrip('/')}/search/concepts/{record.concept_id}/{record.revision_id}.umm_json"
+
+
 def build_item(
     dataset: DatasetConfig,
     record: GranuleRecord,
-    cog_path: Path,
+    cog: CogInfo,
     cog_uri: str,
     cmr_url: str,
+    thumbnail_uri: str | None = None,
 ) -> pystac.Item:
-    """The granule's item, its ``cog_default`` asset pointing at the stored COG."""
-    with rasterio.open(cog_path) as cog:
-        bounds = tuple(cog.bounds)
-        shape = [cog.height, cog.width]
-        transform = list(cog.transform)[:6]
-        nodata = cog.nodata
-        band = cog.read(1, masked=True)
-    extent = granule_footprint(record, bounds)  # type: ignore[arg-type]
+    """The granule's item: ``cog_default`` (the stored COG, described from what was known when
+    it was written: no re-read) and ``thumbnail``."""
+    bounds = cog.bounds
+    extent = granule_footprint(record, bounds)
     if record.begin is None:
         raise ValueError(f"granule {record.concept_id} has no temporal extent in CMR")
     item = pystac.Item(
@@ -81,37 +83,30 @@ def build_item(
     projection = ProjectionExtension.ext(item, add_if_missing=True)
     projection.code = "EPSG:4326"
     proj_asset = ProjectionExtension.ext(asset)
-    proj_asset.shape = shape
-    proj_asset.transform = transform
+    proj_asset.shape = list(cog.shape)
+    proj_asset.transform = cog.transform
     proj_asset.bbox = list(bounds)
 
     stats = None
-    if band.count():
+    if cog.statistics["valid_pixels"]:
         stats = Statistics.create(
-            minimum=float(band.min()),
-            maximum=float(band.max()),
-            mean=float(band.mean()),
-            valid_percent=round(100.0 * band.count() / band.size, 4),
+            minimum=cog.statistics["minimum"],
+            maximum=cog.statistics["maximum"],
+            mean=cog.statistics["mean"],
+            valid_percent=round(100.0 * float(cog.statistics["valid_fraction"]), 4),
         )
     RasterExtension.ext(asset, add_if_missing=True).bands = [
-        RasterBand.create(
-            nodata=nodata,
-            data_type=DataType.FLOAT32,
-            unit=dataset.reader.units,
-            statistics=stats,
-        )
+        RasterBand.create(nodata=cog.nodata, data_type=DataType.FLOAT32, unit=dataset.reader.units, statistics=stats)
     ]
     file_ext = FileExtension.ext(asset, add_if_missing=True)
-    file_ext.size = cog_path.stat().st_size
-    file_ext.checksum = _multihash_sha256(sha256_of(cog_path))
-
+    file_ext.size = cog.size
+    file_ext.checksum = _multihash_sha256(cog.sha256)
+    if thumbnail_uri:
+        item.add_asset(THUMBNAIL_ASSET, pystac.Asset(href=thumbnail_uri, media_type=pystac.MediaType.PNG,
+                                                     roles=["thumbnail"], title="Preview"))
     item.add_link(
-        pystac.Link(
-            rel="via",
-            target=f"{cmr_url.rstrip('/')}/search/concepts/{record.concept_id}.umm_json",
-            media_type="application/json",
-            title="CMR granule record",
-        )
+        pystac.Link(rel="via", target=cmr_record_url(cmr_url, record), media_type="application/json",
+                    title=f"CMR granule record (revision {record.revision_id})")
     )
     if record.data_url:
         item.add_link(pystac.Link(rel="derived_from", target=record.data_url, title="source granule"))
@@ -147,7 +142,20 @@ def build_collection(dataset: DatasetConfig) -> pystac.Collection:
             description=None,
             media_type=COG_MEDIA_TYPE,
             roles=["data"],
-        )
+        ),
+        THUMBNAIL_ASSET: pystac.ItemAssetDefinition.create(
+            title="Preview", description=None, media_type=pystac.MediaType.PNG, roles=["thumbnail"]
+        ),
+    }
+    render = dataset.stac.render
+    collection.stac_extensions.append(RENDER_EXTENSION)
+    collection.extra_fields["renders"] = {
+        "default": {
+            "title": f"{dataset.reader.variable.rsplit('/', 1)[-1]} ({dataset.reader.units or 'unitless'})",
+            "assets": [COG_ASSET],
+            "colormap_name": render.colormap,
+            "rescale": [list(render.rescale)],
+        }
     }
     return collection
 
