@@ -74,7 +74,8 @@ def test_omi_chain_on_local_folder(fake_cmr, datasets, instance, local_storage_u
     assert cog_meta["cmr_record"] == f"{fake_cmr.url}/search/concepts/{granule.concept_id}/1.umm_json"
     mean = cog_meta["mean (DU)"]
     assert mean == float(f"{mean:.6g}") and 250 < mean < 350  # rounded once, with units
-    assert cog_meta["preview"].startswith("![preview of the COG](data:image/png;base64,")
+    assert cog_meta["preview"].startswith("![preview of the COG](data:image/webp;base64,")
+    assert len(cog_meta["preview"]) < 4000  # what each materialization event carries
     checks = instance.event_log_storage.get_asset_check_execution_history(
         __import__("dagster").AssetCheckKey(AssetKey(["omdoao3e", "cog"]), "valid_cog"), limit=1
     )

@@ -14,16 +14,25 @@ from rio_tiler.colormap import cmap
 from rio_tiler.io import Reader
 
 THUMBNAIL_SIZE = 256  # the STAC ``thumbnail`` asset, longest side in pixels
-PREVIEW_SIZE = 128  # the Dagster UI's inline preview: a few KB per materialization event
+PREVIEW_SIZE = 128  # the Dagster UI's inline preview (WebP: ~1 KB per materialization event)
 
 
 def render_png(cog_path: Path, colormap: str, value_range: tuple[float, float], max_size: int = THUMBNAIL_SIZE) -> bytes:
     """The COG's first band rescaled from ``value_range`` to 0-255 and coloured by ``colormap``."""
+    return _render(cog_path, colormap, value_range, max_size, "PNG")
+
+
+def render_preview(cog_path: Path, colormap: str, value_range: tuple[float, float]) -> bytes:
+    """The same picture, small and lossy (WebP keeps transparency), to inline in the event log."""
+    return _render(cog_path, colormap, value_range, PREVIEW_SIZE, "WEBP", quality=75)
+
+
+def _render(cog_path: Path, colormap: str, value_range: tuple[float, float], max_size: int, fmt: str, **options) -> bytes:
     with Reader(str(cog_path)) as source:
         image = source.preview(indexes=1, max_size=max_size)
     with np.errstate(invalid="ignore", over="ignore"):  # nodata pixels are masked (transparent)
         image.rescale(in_range=[value_range])
-        return image.render(img_format="PNG", colormap=cmap.get(colormap))
+        return image.render(img_format=fmt, colormap=cmap.get(colormap), **options)
 
 
 def known_colormap(name: str) -> bool:

@@ -31,7 +31,7 @@ from cog_assets.stac import publishing
 from cog_assets.stac.api import Decision, DuplicateItemError, StacApi, StacApiError
 from cog_assets.store.archive import Archive
 from cog_assets.formats.cog import CogInfo
-from cog_assets.formats.thumbnail import PREVIEW_SIZE, render_png
+from cog_assets.formats.thumbnail import render_png, render_preview
 from cog_assets.store.layout import (
     thumbnail_key,
     COG_MEDIA_TYPE,
@@ -150,7 +150,7 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
     attempt.cog_uri = stored.uri
     _store_thumbnail(svc, attempt, destination, key)
     render = svc.dataset.stac.render
-    preview = render_png(destination, render.colormap, render.rescale, PREVIEW_SIZE)
+    preview = render_preview(destination, render.colormap, render.rescale)
     return {
         **stored_metadata(stored),
         **_statistics(info, svc.dataset.reader.units),
@@ -158,7 +158,7 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
         "datetime": record.begin.isoformat() if record.begin else "",
         **_cmr_metadata(svc, record),
         "thumbnail": attempt.thumbnail_uri,
-        "preview": "data:image/png;base64," + base64.b64encode(preview).decode(),
+        "preview": "data:image/webp;base64," + base64.b64encode(preview).decode(),
         "cog_warnings": warnings,
     }
 
