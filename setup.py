@@ -12,14 +12,17 @@ setup(
         "dagster-aws==0.29.27",
         "dagster-postgres==0.29.27",
         "dagster-webserver==1.13.27",
+        "exactextract>=0.3,<0.4",
         "h5py>=3.10",
         "httpx>=0.27,<1",
         "numpy>=1.26",
+        "pyarrow>=15",
         "pydantic>=2.6,<3",
         "pystac>=1.10,<2",
         "PyYAML>=6",
         "rasterio>=1.3.9,<2",
         "rio-cogeo>=5,<8",
+        "shapely>=2,<3",
     ],
     extras_require={
         "dev": [

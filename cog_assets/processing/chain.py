@@ -122,7 +122,13 @@ def convert(
         )
     key = cog_key(svc.dataset.id, record.item_id)
     stored = svc.archive.storage.put_file(destination, key, COG_MEDIA_TYPE)
-    return destination, stored.uri, {**stored_metadata(stored), **stats, "item_id": record.item_id, "cog_warnings": warnings}
+    return destination, stored.uri, {
+        **stored_metadata(stored), **stats, "item_id": record.item_id, "cog_warnings": warnings,
+        # what the IO manager hands downstream assets (with uri and sha256) without reading storage
+        "cmr_concept_id": record.concept_id,
+        "datetime": record.begin.isoformat() if record.begin else "",
+        "end_datetime": record.end.isoformat() if record.end else "",
+    }
 
 
 def describe(svc: Services, record: GranuleRecord, cog_path: Path, cog_uri: str) -> dict[str, Any]:
@@ -228,6 +234,8 @@ def write_day_manifest(
     for record, outcome in results:
         entry: dict[str, Any] = {
             "concept_id": record.concept_id,
+            "item_id": record.item_id if record.file_name else None,
+            "end": record.end.isoformat() if record.end else None,
             "revision_id": record.revision_id,
             "begin": record.begin.isoformat() if record.begin else None,
             "status": outcome.status,
