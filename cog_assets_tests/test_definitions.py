@@ -26,3 +26,9 @@ def test_public_contract_names():
     assert check_keys == {"valid_cog", "in_sync_with_stac_api"}
     for dataset in ("omdoao3e", "gpm_3imerghh"):
         assert repo.has_job(f"{dataset}_stac_republish")
+        stats = repo.asset_graph.get(AssetKey([dataset, "aoi_statistics"]))
+        assert isinstance(stats.partitions_def, DynamicPartitionsDefinition)
+        assert stats.partitions_def.name == "aois"
+        assert AssetKey([dataset, "cog"]) in stats.parent_keys
+    assert repo.has_sensor_def("aoi_sensor")
+    assert type(defs.resources["io_manager"]).__name__ == "CogAssetsIOManager"
