@@ -12,6 +12,7 @@ one row per AOI. Each AOI's table goes to the IO manager, stored as
 
 import io
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -45,6 +46,7 @@ from cog_assets.store.objects import StorageError, storage_key
 
 AOIS = DynamicPartitionsDefinition(name="aois")
 SHOWN_ROWS = 5
+IO_THREADS = 8
 SHOWN_COLUMNS = ("item_id", "start_datetime", "mean", "min", "max", "valid_pixels", "coverage")
 
 
@@ -141,7 +143,9 @@ def build_aoi_statistics(dataset: DatasetConfig, cog_key: AssetKey) -> AssetsDef
         refs = flatten(cogs)
         keys: Sequence[str] = context.partition_keys
         areas = {key: aois.load(key) for key in keys}
-        plans = {key: plan_sync(_previous(archive, ds, key), refs, areas[key], version) for key in keys}
+        with ThreadPoolExecutor(IO_THREADS) as pool:  # the tables are small: the GETs' latency adds up
+            previous = dict(zip(keys, pool.map(lambda key: _previous(archive, ds, key), keys)))
+        plans = {key: plan_sync(previous[key], refs, areas[key], version) for key in keys}
         context.log.info(
             f"{len(refs)} stored COGs; to compute: "
             + ", ".join(f"{k} {len(p.todo)} (reused {len(p.kept)}, removed {p.removed})" for k, p in plans.items())

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import typing
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Any
 
@@ -35,6 +36,7 @@ from cog_assets.store.objects import Storage, StorageError, open_storage, storag
 
 CHAIN_INPUTS = {"cog": load_cogs, "stac_item": load_items}
 PARQUET, JSON = ".parquet", ".json"
+WRITE_THREADS = 8
 
 
 def _is_pandas(value: Any) -> bool:
@@ -137,10 +139,10 @@ class CogAssetsIOManager(ConfigurableIOManager):
             )
         # every value encoded before any is written: a bad value leaves storage untouched
         encoded = {k: encode(obj[k], f"{'/'.join(path)} partition {k}") for k in keys}
+        with ThreadPoolExecutor(WRITE_THREADS) as pool:  # many small objects: overlap the PUTs
+            written = dict(zip(keys, pool.map(lambda key: self._put(path, key, encoded[key]), keys)))
         for key in keys:
-            context.step_context.add_asset_metadata(
-                self._put(path, key, encoded[key]), asset_key=context.asset_key, partition_key=key
-            )
+            context.step_context.add_asset_metadata(written[key], asset_key=context.asset_key, partition_key=key)
 
     # -- inputs -----------------------------------------------------------------------------
     def load_input(self, context: InputContext) -> Any:
