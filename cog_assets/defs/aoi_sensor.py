@@ -98,9 +98,12 @@ def scan_files(folder: AoiFolder, cursor: AoiCursor, log: Any) -> tuple[list[str
             continue
         try:
             parse_aoi(name, data)
-        except AoiError as exc:
-            folder.write_status(name, "invalid", message=str(exc))
-            log.warning(f"AOI file rejected: {exc}")
+        except Exception as exc:  # noqa: BLE001 (one bad file must never stop the others)
+            message = str(exc)
+            if not isinstance(exc, AoiError):
+                message = f"{name}: not a usable AOI ({type(exc).__name__}: {exc}); fix or remove the file"
+            folder.write_status(name, "invalid", message=message)
+            log.warning(f"AOI file rejected: {message}")
             cursor.invalid[name] = sha
             if stem in cursor.aois:
                 stopped.append(stem)
