@@ -106,7 +106,7 @@ def describe(table: pa.Table, plan: SyncPlan, computed: int, failed: list[str]) 
         "first_datetime": dated[0].isoformat() if dated else "",
         "last_datetime": dated[-1].isoformat() if dated else "",
         "rows_computed": computed,
-        "rows_reused": len(plan.kept),
+        "rows_reused": plan.kept.num_rows,
         "rows_removed": plan.removed,
         "cogs_failed": len(failed),
         "mean_over_time": MetadataValue.md(markdown_image(line_chart_svg(times, means, "mean over the AOI"), "mean over time")),
@@ -148,12 +148,12 @@ def build_aoi_statistics(dataset: DatasetConfig, cog_key: AssetKey) -> AssetsDef
         plans = {key: plan_sync(previous[key], refs, areas[key], version) for key in keys}
         context.log.info(
             f"{len(refs)} stored COGs; to compute: "
-            + ", ".join(f"{k} {len(p.todo)} (reused {len(p.kept)}, removed {p.removed})" for k, p in plans.items())
+            + ", ".join(f"{k} {len(p.todo)} (reused {p.kept.num_rows}, removed {p.removed})" for k, p in plans.items())
         )
         new_rows, failed = compute(context, plans, areas, version, archive.s3_endpoint_url)
         tables = {}
         for key in keys:
-            tables[key] = build_table([*plans[key].kept, *new_rows[key]])
+            tables[key] = build_table(plans[key].kept, new_rows[key])
             context.add_asset_metadata(describe(tables[key], plans[key], len(new_rows[key]), failed), partition_key=key)
         return tables[keys[0]] if len(keys) == 1 else tables
 
