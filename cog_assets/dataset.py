@@ -238,6 +238,18 @@ class PartitioningConfig(_Strict):
         return self
 
 
+class AnalysisConfig(_Strict):
+    """Settings of the analyses computed from the COGs (AOI zonal statistics)."""
+
+    version: str = Field(
+        default="1",
+        min_length=1,
+        max_length=64,
+        description="analysis_version stored in every AOI statistics row; changing it makes "
+        "the next sync recompute every row",
+    )
+
+
 class DatasetConfig(_Strict):
     id: str
     cmr: CmrQuery
@@ -246,6 +258,7 @@ class DatasetConfig(_Strict):
     partitioning: PartitioningConfig = PartitioningConfig()
     sensor: SensorPolicy = SensorPolicy()
     backfill: BackfillConfig = BackfillConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
 
     @field_validator("id")
     @classmethod

@@ -1,5 +1,6 @@
 """The code location (``cog_assets.definitions:defs``): every dataset file under ``datasets/``
-becomes assets, a sensor, checks and jobs; resources come from the environment."""
+becomes assets (with its AOI statistics), a sensor, checks and jobs; one ``aoi_sensor`` keeps
+the AOIs in sync; resources (and the ``io_manager``) come from the environment."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 from dagster import Definitions, in_process_executor
 
 from cog_assets.dataset import DATASETS_DIR, load_datasets
+from cog_assets.defs.aoi_sensor import build_aoi_sensor
+from cog_assets.defs.aoi_statistics import build_aoi_statistics
 from cog_assets.defs.build import build_dataset
 from cog_assets.defs.resources import resources_from_env
 
@@ -22,12 +25,14 @@ def build_definitions(
     else the shipped ``cog_assets/datasets/``)."""
     folder = datasets_dir or Path(os.environ.get("COG_ASSETS_DATASETS") or DATASETS_DIR)
     assets, sensors, checks, jobs = [], [], [], []
-    for dataset in load_datasets(folder):
+    datasets = load_datasets(folder)
+    for dataset in datasets:
         built = build_dataset(dataset)
-        assets += built.assets.all
+        assets += [*built.assets.all, build_aoi_statistics(dataset, built.assets.granule_chain[1])]
         checks += built.checks
         jobs += built.jobs
         sensors += [built.sensor, built.catalog_sensor]
+    sensors.append(build_aoi_sensor(datasets))
     return Definitions(
         # one step per run does the work (the granule chain): a second process per step would
         # only add start-up time to every run

@@ -31,13 +31,14 @@ mutation Launch($params: LaunchBackfillParams!) {
 
 
 class DagsterDev:
-    def __init__(self, home: Path, env: dict[str, str], timeout: float = 180.0) -> None:
+    def __init__(self, home: Path, env: dict[str, str], timeout: float = 180.0, location: Path | None = None) -> None:
         self.home = home
         self.port = free_port()
         self.log = home / "dagster-dev.log"
         self._log_file = self.log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-m", "cog_assets.definitions",
+            [sys.executable, "-m", "dagster", "dev",
+             *(["-f", str(location)] if location else ["-m", "cog_assets.definitions"]),
              "-h", "127.0.0.1", "-p", str(self.port)],
             env={**env, "DAGSTER_HOME": str(home)}, cwd=home,
             stdout=subprocess.DEVNULL, stderr=self._log_file,

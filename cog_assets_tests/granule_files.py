@@ -81,6 +81,28 @@ def omi_values(rows: int = 720, cols: int = 1440, seed: int = 1) -> np.ndarray:
     return ozone
 
 
+# where omi_coordinate_values puts fill: (west, south, east, north)
+OMI_NODATA_BOX = (20.0, 0.0, 40.0, 10.0)
+
+
+def omi_coordinate_value(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Ozone that encodes position: rises with latitude and longitude, with a longitude wave."""
+    return (300 + lat + 0.5 * lon + 20 * np.cos(np.radians(lon) * 2)).astype(np.float32)
+
+
+def omi_coordinate_values(rows: int = 720, cols: int = 1440, offset: float = 0.0) -> np.ndarray:
+    """South-up values from ``omi_coordinate_value`` at cell centres (+ ``offset`` DU), with
+    fill in ``OMI_NODATA_BOX`` and south of 75°S: grids whose statistics a test can derive."""
+    step = 180.0 / rows
+    lat = (-90 + step / 2 + step * np.arange(rows))[:, None]
+    lon = (-180 + step / 2 + step * np.arange(cols))[None, :]
+    values = omi_coordinate_value(lat, lon) + np.float32(offset)
+    west, south, east, north = OMI_NODATA_BOX
+    values[((lat > south) & (lat < north)) & ((lon > west) & (lon < east))] = OMI_FILL
+    values[np.broadcast_to(lat < -75, values.shape)] = OMI_FILL
+    return values
+
+
 def make_omi_granule(
     values: np.ndarray | None = None,
     variable_name: str = "ColumnAmountO3",

@@ -27,3 +27,9 @@ def test_public_contract_names():
     for dataset in ("omdoao3e", "gpm_3imerghh"):
         for job in ("stac_republish", "withdraw", "granule_job", "collection_job"):
             assert repo.has_job(f"{dataset}_{job}")
+        stats = repo.asset_graph.get(AssetKey([dataset, "aoi_statistics"]))
+        assert isinstance(stats.partitions_def, DynamicPartitionsDefinition)
+        assert stats.partitions_def.name == "aois"
+        assert AssetKey([dataset, "cog"]) in stats.parent_keys
+    assert repo.has_sensor_def("aoi_sensor")
+    assert type(defs.resources["io_manager"]).__name__ == "CogAssetsIOManager"

@@ -14,6 +14,8 @@ from typing import Any
 from dagster import EnvVar
 
 from cog_assets import tokens
+from cog_assets.defs.aois import AoiFolder, default_aois_url
+from cog_assets.defs.io_manager import CogAssetsIOManager
 from cog_assets.sources.cmr.client import DEFAULT_CMR_URL, CmrClient
 from cog_assets.sources.earthdata import EARTHDATA_HOST_SUFFIXES, EarthdataDownloader
 from cog_assets.stac.api import StacApi
@@ -34,7 +36,8 @@ def _secret(name: str) -> EnvVar | None:
 
 
 def resources_from_env() -> dict[str, Any]:
-    """Resources configured from COG_ASSETS_*, EARTHDATA_TOKEN and the AWS variables."""
+    """Resources configured from COG_ASSETS_*, EARTHDATA_TOKEN and the AWS variables; the
+    IO manager and the AOI folder share the storage's S3 settings."""
     extra_hosts = [h.strip() for h in os.environ.get("COG_ASSETS_EARTHDATA_HOSTS", "").split(",")]
     insecure = tokens.parse_insecure_origins(os.environ.get(tokens.INSECURE_TESTING_ENV, ""))
     storage = {
@@ -42,7 +45,10 @@ def resources_from_env() -> dict[str, Any]:
         "s3_endpoint_url": os.environ.get("AWS_ENDPOINT_URL") or None,
         "s3_region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
     }
+    s3 = {k: v for k, v in storage.items() if k != "storage_url"}
     return {
+        "io_manager": CogAssetsIOManager(**storage),
+        "aois": AoiFolder(url=os.environ.get("COG_ASSETS_AOIS") or default_aois_url(storage["storage_url"]), **s3),
         "cmr": CmrClient(base_url=os.environ.get("COG_ASSETS_CMR_URL") or DEFAULT_CMR_URL),
         "earthdata": EarthdataDownloader(
             token=_secret("EARTHDATA_TOKEN"),

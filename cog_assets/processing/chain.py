@@ -156,6 +156,7 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
         **_statistics(info, svc.dataset.reader.units),
         "item_id": record.item_id,
         "datetime": record.begin.isoformat() if record.begin else "",
+        "end_datetime": record.end.isoformat() if record.end else "",
         **_cmr_metadata(svc, record),
         "thumbnail": attempt.thumbnail_uri,
         "preview": "data:image/webp;base64," + base64.b64encode(preview).decode(),

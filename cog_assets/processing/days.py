@@ -32,6 +32,7 @@ def _entry(svc: Services, record: GranuleRecord, status: str) -> dict[str, Any]:
         "revision_id": record.revision_id,
         "item_id": record.item_id,
         "begin": record.begin.isoformat() if record.begin else None,
+        "end": record.end.isoformat() if record.end else None,
         "status": status,
         "objects": live_objects(svc, record),
     }

@@ -1,0 +1,1 @@
+"""Analyses computed from the COGs: pure functions, no Dagster (AOIs, zonal statistics)."""
