@@ -133,7 +133,9 @@ def test_item_uses_the_cmr_footprint(tmp_path, datasets):
     data = np.ones((4, 8), np.float32)
     cog = tmp_path / "c.tif"
     write_cog(Raster(data, Affine(1, 0, 145, 0, -1, 77), -9999.0, None, data > 0), cog)
-    stac_item = build_item(datasets["omdoao3e"], record, cog, cog.as_uri(), "https://cmr.example")
+    from cog_assets.formats.cog import read_info
+
+    stac_item = build_item(datasets["omdoao3e"], record, read_info(cog), cog.as_uri(), "https://cmr.example")
     assert stac_item.bbox == list(record.bbox) and stac_item.bbox[0] > stac_item.bbox[2]
     assert stac_item.geometry["type"] == "MultiPolygon"
     assert stac_item.datetime == datetime(2020, 1, 1, tzinfo=timezone.utc)

@@ -113,7 +113,8 @@ _KILL_DURING_COG_WRITE = textwrap.dedent(
 
 def _normalized(root: Path, item_id: str) -> tuple[bytes, dict]:
     item = json.loads(stored_item(root, "omdoao3e", item_id).read_text())
-    item["assets"]["cog_default"]["href"] = item["assets"]["cog_default"]["href"].replace(root.as_uri(), "ROOT")
+    for asset in item["assets"].values():
+        asset["href"] = asset["href"].replace(root.as_uri(), "ROOT")
     return stored_cog(root, "omdoao3e", item_id).read_bytes(), item
 
 

@@ -139,7 +139,16 @@ def test_no_asset_or_check_of_the_code_location_pickles(fake_cmr, tmp_path, loca
     ways, stores only HDF5, GeoTIFF and JSON. The guard is shown to catch Dagster's default
     IO manager (which pickles), so the test fails as soon as anything starts pickling."""
     granule = _add(fake_cmr)
-    defs = _code_location(tmp_path, chain_resources(fake_cmr, local_storage_url))
+    from cog_assets.defs.aois import AoiFolder
+    from cog_assets.defs.io_manager import CogAssetsIOManager
+
+    resources = chain_resources(fake_cmr, local_storage_url) | {
+        "aois": AoiFolder(url=f"{local_storage_url}/aois"), "io_manager": CogAssetsIOManager(storage_url=local_storage_url)
+    }
+    defs = _code_location(tmp_path, resources)
+    aoi = Path(local_storage_url[len("file://"):]) / "aois" / "box.geojson"
+    aoi.parent.mkdir(parents=True)
+    aoi.write_text(json.dumps({"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]]}))
     assets, checks = list(defs.assets or []), list(defs.asset_checks or [])
     assert {a.partitions_def is None for a in assets} == {True, False} and checks
 
@@ -156,13 +165,20 @@ def test_no_asset_or_check_of_the_code_location_pickles(fake_cmr, tmp_path, loca
             [a for a in assets if a.partitions_def is None] + checks, resources=resources, instance=instance,
             raise_on_error=False,
         )
+        by_granule = [a for a in assets if a.partitions_def is not None and a.partitions_def.name == "omdoao3e_granules"]
         partitioned = materialize(
-            [a for a in assets if a.partitions_def is not None], partition_key=partition_of(granule),
-            resources=resources, instance=instance, raise_on_error=False,
+            by_granule, partition_key=partition_of(granule), resources=resources, instance=instance, raise_on_error=False,
+        )
+        instance.add_dynamic_partitions("aois", ["box"])
+        by_aoi = [a for a in assets if a.partitions_def is not None and a.partitions_def.name == "aois"]
+        statistics = materialize(
+            [*by_granule, *by_aoi], selection=by_aoi, partition_key="box", resources=resources, instance=instance,
+            raise_on_error=False,
         )
         monkeypatch.undo()
     assert not control.success and "something called pickle" in failure_messages(control)[0]
     assert unpartitioned.success and partitioned.success, failure_messages(unpartitioned) + failure_messages(partitioned)
+    assert statistics.success, failure_messages(statistics)
     assert len(partitioned.get_asset_materialization_events()) == 3
     storage = LocalStorage(Path(local_storage_url[len("file://"):]))
     kinds: dict[str, int] = {}
@@ -172,15 +188,20 @@ def test_no_asset_or_check_of_the_code_location_pickles(fake_cmr, tmp_path, loca
             assert data.startswith(HDF5_SIGNATURE), key
         elif key.endswith(".tif"):
             assert data[:4] in (b"II*\x00", b"II+\x00"), key
+        elif key.endswith(".png"):
+            assert data[:8] == b"\x89PNG\r\n\x1a\n", key
+        elif key.endswith(".parquet"):
+            assert data[:4] == data[-4:] == b"PAR1", key
         else:
-            assert key.endswith(".json"), key
+            assert key.endswith((".json", ".geojson")), key
             json.loads(data)
         kinds[key.rsplit(".", 1)[-1]] = kinds.get(key.rsplit(".", 1)[-1], 0) + 1
-    # granule, COG; JSON: CMR record (staged and live), item, collection, catalog
-    assert kinds == {"he5": 1, "tif": 1, "json": 5}
+    # granule, COG, thumbnail, AOI, its statistics; JSON: CMR record (staged and live), item,
+    # collection, root catalog (written before the item existed: no year/month catalogs yet)
+    assert kinds == {"he5": 1, "tif": 1, "png": 1, "geojson": 1, "parquet": 1, "json": 5}
     record("security: nothing pickled or unpickled",
            "every asset and check of the code location ran with pickle refused (the guard catches "
-           "Dagster's pickling IO manager); storage holds only HDF5, GeoTIFF and JSON")
+           "Dagster's pickling IO manager); storage holds only HDF5, GeoTIFF, PNG, Parquet and JSON")
 
 
 def test_dataset_yaml_is_parsed_safely(tmp_path, record):
