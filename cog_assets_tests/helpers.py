@@ -222,7 +222,12 @@ class Platform:
         )
 
     def run_range(self, first: str, last: str, tags=None):
-        """One run over a range of partitions, as a backfill's ranged run (keys already exist)."""
+        """One run over a range of partitions, as a backfill's ranged run (bare concept-ids of the
+        test CMR are registered first, in order)."""
+        for partition in (first, last):
+            key = self.key(partition)
+            if not self.dataset.by_day and not self.instance.has_dynamic_partition(self.dataset.partitions_name, key):
+                self.instance.add_dynamic_partitions(self.dataset.partitions_name, [key])
         range_tags = {"dagster/asset_partition_range_start": self.key(first), "dagster/asset_partition_range_end": self.key(last)}
         return materialize(
             [self.built.chain],

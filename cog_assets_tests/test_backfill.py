@@ -83,7 +83,12 @@ def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres
         with DagsterInstance.get() as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             instance.add_dynamic_partitions("omdoao3e_granules", keys)
-            first = wait_for_backfill(instance, dev.launch_backfill(keys, paths))
+            # launched as the UI does from the stac_item page: the granules are not staged yet,
+            # so each run also stages and converts them, and all three assets materialize
+            first = wait_for_backfill(instance, dev.launch_backfill(keys, [["omdoao3e", "stac_item"]]))
+            for step in ("granule", "cog"):
+                statuses = instance.get_status_by_partition(AssetKey(["omdoao3e", step]), keys, partitions)
+                assert sum(s == AssetPartitionStatus.MATERIALIZED for s in statuses.values()) == 18
             statuses = instance.get_status_by_partition(AssetKey(["omdoao3e", "stac_item"]), keys, partitions)
             failed = sorted(k for k, s in statuses.items() if s == AssetPartitionStatus.FAILED)
             materialized = [k for k, s in statuses.items() if s == AssetPartitionStatus.MATERIALIZED]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -38,8 +39,10 @@ def _photograph(url: str, out: Path, profile: Path) -> None:
 
 def _not_blank(path: Path) -> tuple[int, float]:
     """Distinct colours and the spread of brightness: a blank or error page has few of both."""
-    with rasterio.open(path) as png:
-        pixels = png.read()[:3].reshape(3, -1).T
+    with warnings.catch_warnings():  # a screenshot has no georeferencing, as expected
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path) as png:
+            pixels = png.read()[:3].reshape(3, -1).T
     colours = len(np.unique(pixels[:: max(1, len(pixels) // 200_000)], axis=0))
     return colours, float(pixels.mean(axis=1).std())
 

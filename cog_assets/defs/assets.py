@@ -23,6 +23,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
@@ -124,21 +125,35 @@ class _Tally:
         shown = "\n".join(self.failures[:_SHOWN_FAILURES])
         if len(self.failures) > _SHOWN_FAILURES:
             shown += f"\n… and {len(self.failures) - _SHOWN_FAILURES} more"
+        failed = len(self.failed_partitions)
+        done = partitions - failed
+        unit = "days" if dataset.by_day else "granules"
+        summary = f"{failed} of {partitions} {unit} failed, {done} materialized"
         if dataset.by_day:
-            summary = (
-                f"{len(self.failed_partitions)} of {partitions} days failed ({len(self.failures)} "
-                "problems); the other days are materialized, and the failed days' good granules "
-                "are stored and will be skipped when the day is re-run. Fix the cause, then re-run "
-                "the failed days"
+            summary += (
+                f" ({len(self.failures)} granule problems; the failed days' good granules are stored "
+                "and are skipped when the day is re-run). Fix the cause, then re-run the failed days"
             )
         else:
-            summary = (
-                f"{len(self.failures)} of {partitions} granules failed; the others are "
-                "materialized. Fix the cause, then re-run the failed partitions"
-            )
+            summary += ". Fix the cause, then re-run the failed partitions"
         return Failure(
             description=f"{summary}:\n{shown}",
             metadata={"failed_partitions": MetadataValue.json(self.failed_partitions)},
+        )
+
+
+def _failure_observations(
+    keys: dict[str, AssetKey], steps: set[str], partition: str, results: list, run_id: str
+) -> Iterator[AssetObservation]:
+    """The cause on the failed partition's own page (its events), not only in the run's log."""
+    causes = [outcome.error for _, outcome in results if outcome.error]
+    for step in sorted(steps):
+        yield AssetObservation(
+            asset_key=keys[step],
+            partition=partition,
+            description="failed: " + "; ".join(causes)[:2000],
+            metadata={"status": "failed", "cause": MetadataValue.md("\n\n".join(f"- {c}" for c in causes[:_SHOWN_FAILURES])),
+                      "run": MetadataValue.text(run_id)},
         )
 
 
@@ -172,6 +187,7 @@ def _run(
         done = strategy.materialize(svc, work.key, results, steps, context.log.info)
         if done is None:
             tally.fail_partition(work.key)
+            yield from _failure_observations(keys, steps, work.key, results, context.run.run_id)
         else:
             for step, metadata in done.items():
                 yield AssetMaterialization(asset_key=keys[step], partition=work.key, metadata=object_metadata(metadata))

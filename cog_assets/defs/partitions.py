@@ -73,10 +73,11 @@ class ByGranule:
         return match.group(2)
 
     def work(self, svc: Services, keys: Sequence[str], staging: bool, log: Log) -> list[PartitionWork]:
-        """Each partition's granule, with its current CMR record when staging (one CMR query
-        per 100 granules, not one per granule)."""
+        """Each partition's granule with its current CMR record (one CMR query per 100
+        granules, not one per granule; also when only later steps are selected, because a
+        granule never staged is staged in the same run)."""
         concepts = {key: self.concept_of(key) for key in keys}
-        found = svc.cmr.granules(self.dataset.cmr, list(concepts.values())) if staging else {}
+        found = svc.cmr.granules(self.dataset.cmr, list(concepts.values()))
         return [PartitionWork(key, [(concept, found.get(concept))]) for key, concept in concepts.items()]
 
     def skips_current(self, steps: set[str], reprocess: bool) -> bool:
@@ -155,10 +156,11 @@ class ByDay:
             "granules_processed": statuses.count("processed"),
             "granules_already_current": statuses.count("current"),
         }
+        executed = steps | {d.step for _, o in results for d in o.done}  # with the steps some granules needed
         return {
             step: {**summary, "bytes_written": sum(d.metadata.get("size_bytes", 0) for _, o in results for d in o.done if d.step == step)}
             for step in STEPS
-            if step in steps
+            if step in executed
         }
 
 

@@ -252,6 +252,23 @@ def publish_if_current(svc: Services, record: GranuleRecord) -> str | None:
     return published
 
 
+def steps_needed(svc: Services, concept_id: str, selected: set[str]) -> set[str]:
+    """The selected steps, plus those upstream that this granule has never had done: a
+    materialize from the ``stac_item`` (or ``cog``) page of a granule not staged yet runs the
+    whole chain; for a staged granule, only the selected steps are redone."""
+    if "granule" in selected:
+        return selected
+    staged = revisions.newest_staged(svc.archive, svc.dataset.id, concept_id)
+    if staged is None:
+        return set(STEPS) if "stac_item" in selected else selected | {"granule"}
+    if "stac_item" in selected and "cog" not in selected:
+        live = svc.archive.read_record(svc.dataset.id, concept_id)
+        item = svc.archive.read_item(svc.dataset.id, live) if live and live.revision_id == staged.revision_id else None
+        if revisions.pending_cog(svc.archive, svc.dataset.id, staged, item) is None:
+            return selected | {"cog"}
+    return selected
+
+
 def _record_for(svc: Services, concept_id: str, found: GranuleRecord | str | None, steps: set[str]) -> GranuleRecord:
     """The revision to work on: CMR's current one when staging, else the newest staged one."""
     if "granule" in steps:
@@ -285,6 +302,7 @@ def process(
     attempt: _Attempt | None = None
     workdir = Path(tempfile.mkdtemp(dir=scratch))
     try:
+        steps = steps_needed(svc, concept_id, steps)
         record = outcome.record = _record_for(svc, concept_id, found, steps)
         attempt = _Attempt(record, workdir)
         revisions.check_not_stale(svc.archive.read_record(svc.dataset.id, concept_id), record)
@@ -323,7 +341,7 @@ def describe_failure(concept_id: str, record: GranuleRecord | None, exc: Excepti
     name = f" ({record.file_name})" if record is not None and record.file_name else ""
     message = str(exc)
     for prefix in (f"granule {concept_id}{name}: ", f"granule {concept_id}: "):
-        message = message.removeprefix(prefix)
+        message = message.replace(prefix, "")  # nested causes name the granule again
     return f"granule {concept_id}{name}: {type(exc).__name__}: {message}"
 
 
