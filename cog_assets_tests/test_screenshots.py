@@ -1,12 +1,11 @@
 """What a person sees: `dagster dev` on a small demo catalogue, photographed by headless
-Chromium. The pictures must not be blank; with COG_ASSETS_UPDATE_SCREENSHOTS=1 they replace
+Chromium (Debian's, driven by Playwright). The pictures must not be blank; with COG_ASSETS_UPDATE_SCREENSHOTS=1 they replace
 the ones under docs/screenshots/ that the README's tour shows."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import rasterio
 from dagster import DagsterInstance
+from playwright.sync_api import expect, sync_playwright
 
 from .dagster_dev import DagsterDev
 from .granule_files import make_omi_granule, omi_values
@@ -25,16 +25,19 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 DAY = datetime(2024, 6, 1, tzinfo=timezone.utc)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# the machine's network is closed: no background fetches, no update checks
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 
 
-def _photograph(url: str, out: Path, profile: Path) -> None:
-    subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         f"--user-data-dir={profile}", "--window-size=1440,900", "--virtual-time-budget=15000",
-         f"--screenshot={out}", url],
-        check=True, capture_output=True, timeout=120,
-    )
+def _photograph(page, url: str, out: Path, click: str | None = None) -> None:
+    """Open ``url`` (optionally click a text, e.g. the preview's Markdown) and photograph it."""
+    page.goto(url, wait_until="networkidle")
+    if click is not None:
+        page.get_by_text(click).first.click()
+        page.locator("[role=dialog] img").first.wait_for(state="visible")
+        expect(page.locator("[role=dialog]").first).to_have_css("opacity", "1")  # faded in
+    page.screenshot(path=str(out))
 
 
 def _not_blank(path: Path) -> tuple[int, float]:
@@ -66,13 +69,17 @@ def test_the_ui_shows_lineage_a_preview_and_a_failure_cause(datasets, fake_cmr, 
     shots.mkdir()
     base = f"http://127.0.0.1:{dev.port}"
     pages = {
-        "lineage": f"{base}/asset-groups/omdoao3e/lineage",
+        "lineage": f"{base}/assets/omdoao3e/cog?view=lineage&lineageDepth=2",
         "cog-partition": f"{base}/assets/omdoao3e/cog?view=partitions&partition={quote(partition_of(granules[0]))}",
-        "failed-partition": f"{base}/assets/omdoao3e/stac_item?view=partitions&partition={quote(partition_of(bad))}",
+        "failed-partition": f"{base}/assets/omdoao3e/stac_item?view=events&partition={quote(partition_of(bad))}",
     }
     try:
-        for name, url in pages.items():
-            _photograph(url, shots / f"{name}.png", tmp_path / f"profile-{name}")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            for name, url in pages.items():
+                _photograph(page, url, shots / f"{name}.png", "[Show Markdown]" if name == "cog-partition" else None)
+            browser.close()
     finally:
         dev.stop()
     for name in pages:

@@ -152,6 +152,7 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
     render = svc.dataset.stac.render
     preview = render_preview(destination, render.colormap, render.rescale)
     return {
+        "preview": "data:image/webp;base64," + base64.b64encode(preview).decode(),
         **stored_metadata(stored),
         **_statistics(info, svc.dataset.reader.units),
         "item_id": record.item_id,
@@ -159,7 +160,6 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
         "end_datetime": record.end.isoformat() if record.end else "",
         **_cmr_metadata(svc, record),
         "thumbnail": attempt.thumbnail_uri,
-        "preview": "data:image/webp;base64," + base64.b64encode(preview).decode(),
         "cog_warnings": warnings,
     }
 
