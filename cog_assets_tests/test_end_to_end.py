@@ -106,3 +106,24 @@ def test_daemon_with_sensor_on_materializes_new_granules(fake_cmr, tmp_path, loc
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
             daemon.wait(timeout=10)
+
+
+def test_bin_platform_starts_without_misleading_warnings(tmp_path):
+    """The README's first command: the UI comes up and nothing on the way warns the user."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COG_ASSETS_", "DAGSTER_"))}
+    env.update(DAGSTER_HOME=str(tmp_path / "home"), DAGSTER_PORT=str(free_port()),
+               COG_ASSETS_STORAGE=(tmp_path / "out").as_uri(), COG_ASSETS_VENV=str(Path(sys.executable).parents[1]))
+    log = tmp_path / "platform.log"
+    with log.open("w") as out:
+        platform = subprocess.Popen(["bash", str(REPO / "bin" / "platform")], env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "Serving dagster-webserver" not in log.read_text():
+            assert platform.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)  # polling the log of a process we wait for, bounded
+    finally:
+        os.killpg(platform.pid, signal.SIGINT)
+        platform.wait(timeout=60)
+    text = log.read_text()
+    assert "WARNING" not in text and "Warning" not in text, text[-3000:]
