@@ -221,19 +221,21 @@ class Platform:
             raise_on_error=False,
         )
 
-    def run_range(self, first: str, last: str, tags=None):
+    def run_range(self, first: str, last: str, tags=None, workers: int | None = None):
         """One run over a range of partitions, as a backfill's ranged run (bare concept-ids of the
-        test CMR are registered first, in order)."""
+        test CMR are registered first, in order); ``workers``: the run's converters setting."""
         for partition in (first, last):
             key = self.key(partition)
             if not self.dataset.by_day and not self.instance.has_dynamic_partition(self.dataset.partitions_name, key):
                 self.instance.add_dynamic_partitions(self.dataset.partitions_name, [key])
         range_tags = {"dagster/asset_partition_range_start": self.key(first), "dagster/asset_partition_range_end": self.key(last)}
+        config = {"ops": {self.built.chain.node_def.name: {"config": {"workers": workers}}}} if workers else None
         return materialize(
             [self.built.chain],
             resources=self.resources(),
             instance=self.instance,
             tags={**range_tags, **(tags or {})},
+            run_config=config,
             raise_on_error=False,
         )
 

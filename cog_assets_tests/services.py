@@ -155,6 +155,64 @@ def start_postgres() -> Postgres:
 
 
 @dataclass
+class PgBouncer:
+    """PgBouncer (Debian's package) in front of a test PostgreSQL, on its own loopback port."""
+
+    directory: Path
+    port: int
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        _stop_process(self.process)
+
+
+def start_pgbouncer(postgres: Postgres, config: Path, timeout: float = 30.0) -> PgBouncer:
+    """``pgbouncer`` with ``config`` (deploy/pgbouncer.ini: its pool settings) pointed at
+    ``postgres``: the listen port, the server address and trust authentication are the test's."""
+    import configparser
+
+    import psycopg
+
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        raise RuntimeError("pgbouncer is not installed: apt-get install pgbouncer")
+    directory = Path(tempfile.mkdtemp(prefix="cog-assets-pgbouncer-"))
+    port = free_port()
+    parsed = configparser.ConfigParser(interpolation=None)
+    parsed.read_string(config.read_text())
+    parsed["databases"] = {"*": f"host=127.0.0.1 port={postgres.port} user=postgres"}
+    settings = parsed["pgbouncer"]
+    settings.update(
+        listen_addr="127.0.0.1", listen_port=str(port), unix_socket_dir="", auth_type="trust",
+        auth_file=str(directory / "userlist.txt"), logfile=str(directory / "pgbouncer.log"),
+        pidfile=str(directory / "pgbouncer.pid"),
+    )
+    for key in [k for k in settings if k.startswith(("auth_query", "auth_user", "client_tls", "server_tls"))]:
+        del settings[key]
+    (directory / "userlist.txt").write_text('"postgres" ""\n')
+    with (directory / "pgbouncer.ini").open("w") as handle:
+        parsed.write(handle)
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+        for path in directory.iterdir():
+            shutil.chown(path, "postgres", "postgres")
+    process = subprocess.Popen(_as_postgres_user([binary, str(directory / "pgbouncer.ini")]),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = PgBouncer(directory, port, process)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return server
+        except psycopg.OperationalError as exc:
+            if process.poll() is not None or time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(f"pgbouncer did not start: {exc}; see {directory}/pgbouncer.log") from exc
+            time.sleep(0.1)
+
+
+@dataclass
 class StacApiServer:
     url: str
     process: subprocess.Popen

@@ -39,13 +39,16 @@ def test_invalid_cog_is_refused_and_reported_per_run(fake_cmr, datasets, instanc
     bad_item = bad.file_name[: -len(".he5")]
     write_cog = cogs.write_cog
 
-    def write(raster: Raster, destination: Path) -> None:
-        (_write_plain_geotiff if destination.stem == bad_item else write_cog)(raster, destination)
+    def write(raster: Raster, destination: Path, threads: int = 1) -> None:
+        if destination.stem == bad_item:
+            _write_plain_geotiff(raster, destination)
+        else:
+            write_cog(raster, destination, threads)
 
     monkeypatch.setattr(cogs, "write_cog", write)
     platform = Platform(datasets["omdoao3e"], fake_cmr, local_storage_url, instance)
     instance.add_dynamic_partitions("omdoao3e_granules", [platform.key(good.concept_id), platform.key(bad.concept_id)])
-    result = platform.run_range(good.concept_id, bad.concept_id)
+    result = platform.run_range(good.concept_id, bad.concept_id, workers=1)  # converted in this process, patched
 
     assert not result.success
     [message] = failure_messages(result)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, SensorResult
 
-from cog_assets.defs.assets import REPROCESS_TAG
+from cog_assets.defs.granule_runs import REPROCESS_TAG
 from cog_assets.dataset import DatasetConfig, DatasetConfigError, PartitioningConfig, load_dataset
 
 from .cmr_server import FakeCmr

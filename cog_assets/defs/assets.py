@@ -2,7 +2,7 @@
 
 ``granule``, ``cog`` and ``stac_item`` are partitioned by CMR granule concept-id (or by UTC day,
 see ``partitions``) and computed by one step (a multi-asset) that works through its run's
-granules one at a time (``chain.process``): a backfill runs ranges of about
+granules, several at once (``granule_runs``): a backfill runs ranges of about
 ``backfill.granules_per_run`` granules per run, so Dagster's per-run cost is paid once per
 range, yet each granule (or day) materializes, or fails with its cause, on its own; a failed
 one can be retried alone. ``stac_collection`` is unpartitioned.
@@ -22,8 +22,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
-    AssetMaterialization,
-    AssetObservation,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
@@ -36,6 +34,13 @@ from dagster import (
 )
 
 from cog_assets.dataset import DatasetConfig
+from cog_assets.defs.granule_runs import (
+    ChainRunConfig,
+    EventClock,
+    object_metadata,
+    report_failed_partitions,
+    run_partitions,
+)
 from cog_assets.defs.partitions import PartitionStrategy, strategy_for
 from cog_assets.processing import chain
 from cog_assets.sources.cmr.client import CmrClient
@@ -48,7 +53,6 @@ from cog_assets.store.archive import Archive
 VALID_COG_CHECK = "valid_cog"
 DOWNLOADS_POOL = "earthdata"
 STAC_API_POOL = "stac_api"
-REPROCESS_TAG = "cog_assets/reprocess"
 _SHOWN_FAILURES = 20
 
 
@@ -71,27 +75,6 @@ class DatasetAssets:
         """granule, cog, stac_item: the partitioned assets, in order."""
         by_step = {key.path[-1]: key for key in self.chain.keys}
         return [by_step[step] for step in chain.STEPS]
-
-
-_LINKS = {"uri", "thumbnail", "cmr_record", "stac_api_item"}
-
-
-def object_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Dagster metadata from a step's plain dict: links where a browser can follow them (http;
-    ``file://`` and ``s3://`` URIs stay text to copy), the preview as an inline image, JSON for
-    lists."""
-    shown: dict[str, Any] = {}
-    for key, value in metadata.items():
-        text = str(value)
-        if key == "preview":
-            shown[key] = MetadataValue.md(f"![preview of the COG]({text})")
-        elif key in _LINKS and text.startswith(("http://", "https://")):
-            shown[key] = MetadataValue.url(text)
-        elif isinstance(value, (list, dict)):
-            shown[key] = MetadataValue.json(value)
-        elif value is not None:
-            shown[key] = value
-    return shown
 
 
 class _Tally:
@@ -140,59 +123,6 @@ class _Tally:
             description=f"{summary}:\n{shown}",
             metadata={"failed_partitions": MetadataValue.json(self.failed_partitions)},
         )
-
-
-def _failure_observations(
-    keys: dict[str, AssetKey], steps: set[str], partition: str, results: list, run_id: str
-) -> Iterator[AssetObservation]:
-    """The cause on the failed partition's own page (its events), not only in the run's log."""
-    causes = [outcome.error for _, outcome in results if outcome.error]
-    for step in sorted(steps):
-        yield AssetObservation(
-            asset_key=keys[step],
-            partition=partition,
-            description="failed: " + "; ".join(causes)[:2000],
-            metadata={"status": "failed", "cause": MetadataValue.md("\n\n".join(f"- {c}" for c in causes[:_SHOWN_FAILURES])),
-                      "run": MetadataValue.text(run_id)},
-        )
-
-
-def _run(
-    context: AssetExecutionContext,
-    svc: chain.Services,
-    strategy: PartitionStrategy,
-    keys: dict[str, AssetKey],
-    scratch: Path,
-    tally: _Tally,
-) -> Iterator[AssetMaterialization]:
-    """Work through the run's partitions one granule at a time; each partition materializes,
-    or fails with its causes, on its own."""
-    steps = {key.path[-1] for key in context.selected_asset_keys}
-    skip_current = strategy.skips_current(steps, context.run.tags.get(REPROCESS_TAG) == "true")
-    works = strategy.work(svc, list(context.partition_keys), "granule" in steps, context.log.warning)
-    for n, work in enumerate(works, 1):
-        if not work.granules:  # a day CMR lists nothing for
-            tally.fail_partition(
-                work.key,
-                f"day {work.key}: CMR lists no {svc.dataset.cmr.short_name} v{svc.dataset.cmr.version} "
-                f"({svc.dataset.cmr.provider}) granule beginning that day; nothing was written. If "
-                "the day is not published yet, re-run it later",
-            )
-            continue
-        results = []
-        for concept_id, found in work.granules:
-            outcome = chain.process(svc, concept_id, found, steps, scratch, skip_current)
-            tally.add(outcome)
-            results.append((concept_id, outcome))
-        done = strategy.materialize(svc, work.key, results, steps, context.log.info)
-        if done is None:
-            tally.fail_partition(work.key)
-            yield from _failure_observations(keys, steps, work.key, results, context.run.run_id)
-        else:
-            for step, metadata in done.items():
-                yield AssetMaterialization(asset_key=keys[step], partition=work.key, metadata=object_metadata(metadata))
-        if n % 10 == 0 or n == len(works):
-            context.log.info(f"{n}/{len(works)} partitions done, {len(tally.failed_partitions)} failed")
 
 
 def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
@@ -249,6 +179,7 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
     )
     def granule_chain(
         context: AssetExecutionContext,
+        config: ChainRunConfig,
         cmr: CmrClient,
         earthdata: EarthdataDownloader,
         archive: Archive,
@@ -258,7 +189,7 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         tally = _Tally(context)
         scratch = Path(tempfile.mkdtemp(prefix=f"cog_assets-{ds}-"))
         try:
-            yield from _run(context, services, strategy, keys, scratch, tally)
+            yield from run_partitions(context, services, strategy, keys, scratch, tally, config, EventClock())
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if check_key in context.selected_asset_check_keys:
@@ -274,6 +205,8 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
                 },
             )
         if tally.failures:
+            selected = [keys[step] for step in chain.STEPS if keys[step] in context.selected_asset_keys]
+            report_failed_partitions(context, selected, tally.failed_partitions)
             raise tally.failure(dataset, len(context.partition_keys))
 
     @asset(

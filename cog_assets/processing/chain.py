@@ -21,8 +21,9 @@ from typing import Any
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.formats import cog as cogs
-from cog_assets.formats.readers import read_granule
 from cog_assets.processing import revisions
+from cog_assets.processing.convert import ConversionJob
+from cog_assets.processing.lanes import INLINE, Lanes
 from cog_assets.sources.cmr.client import CmrClient, CmrError, missing_granule
 from cog_assets.sources.cmr.records import GranuleRecord
 from cog_assets.sources.earthdata import EarthdataDownloader
@@ -31,7 +32,7 @@ from cog_assets.stac import publishing
 from cog_assets.stac.api import Decision, DuplicateItemError, StacApi, StacApiError
 from cog_assets.store.archive import Archive
 from cog_assets.formats.cog import CogInfo
-from cog_assets.formats.thumbnail import render_png, render_preview
+from cog_assets.formats.thumbnail import render_png
 from cog_assets.store.layout import (
     thumbnail_key,
     COG_MEDIA_TYPE,
@@ -39,7 +40,7 @@ from cog_assets.store.layout import (
     granule_key,
     staged_record_key,
 )
-from cog_assets.store.objects import StorageError, StoredObject, sha256_of
+from cog_assets.store.objects import StorageError, StoredObject
 
 STEPS = ("granule", "cog", "stac_item")
 
@@ -53,6 +54,7 @@ class Services:
     earthdata: EarthdataDownloader
     archive: Archive
     stac_api: StacApi
+    lanes: Lanes = INLINE  # what granules of one run share: download slots, converters (processing.lanes)
 
 
 @dataclass
@@ -109,7 +111,8 @@ def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
     record (written last: its presence means the file it names is complete)."""
     ds, record = svc.dataset.id, attempt.record
     file_name = record.require_file_name()
-    attempt.granule_path = svc.earthdata.download(record, attempt.workdir)
+    with svc.lanes.download:  # the run's download slots (its pool slot)
+        attempt.granule_path = svc.earthdata.download(record, attempt.workdir)
     key = granule_key(ds, record.concept_id, record.revision_id, file_name)
     stored = svc.archive.storage.put_file(attempt.granule_path, key, "application/x-hdf5")
     attempt.written.append(key)
@@ -129,28 +132,27 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
     if attempt.granule_path is None:
         key = granule_key(ds, record.concept_id, record.revision_id, record.require_file_name())
         attempt.granule_path = svc.archive.storage.local_copy(key, attempt.workdir)
-    raster = read_granule(attempt.granule_path, svc.dataset.reader)
-    destination = attempt.workdir / f"{record.item_id}.tif"
-    cogs.write_cog(raster, destination)
-    valid, errors, warnings = cogs.validate(destination)
-    outcome.cog_errors = errors
-    if not valid:
+    render = svc.dataset.stac.render
+    job = ConversionJob(attempt.granule_path, svc.dataset.reader, attempt.workdir / f"{record.item_id}.tif",
+                        render.colormap, render.rescale)
+    converted = svc.lanes.convert(job)
+    outcome.cog_errors = converted.errors
+    if converted.info is None or converted.thumbnail is None or converted.preview is None:
         raise ValueError(
-            f"the COG written from {record.file_name} is not valid ({'; '.join(errors)}); nothing was stored"
+            f"the COG written from {record.file_name} is not valid ({'; '.join(converted.errors)}); nothing was stored"
         )
-    info = attempt.cog = cogs.info_of(raster, destination, sha256_of(destination))
+    info = attempt.cog = converted.info
     if info.statistics["valid_pixels"] == 0:
         outcome.warnings.append(
             f"granule {record.concept_id}: every pixel of {svc.dataset.reader.variable} is fill; "
             "the COG is all nodata (valid_fraction 0)"
         )
     key = cog_key(ds, record.concept_id, record.revision_id, record.item_id, info.sha256)
-    stored = svc.archive.storage.put_file(destination, key, COG_MEDIA_TYPE)
+    stored = svc.archive.storage.put_file(converted.cog, key, COG_MEDIA_TYPE, sha256=info.sha256)
     attempt.written.append(key)
     attempt.cog_uri = stored.uri
-    _store_thumbnail(svc, attempt, destination, key)
-    render = svc.dataset.stac.render
-    preview = render_preview(destination, render.colormap, render.rescale)
+    _store_thumbnail(svc, attempt, key, converted.thumbnail.read_bytes())
+    preview = converted.preview.read_bytes()
     return {
         "preview": "data:image/webp;base64," + base64.b64encode(preview).decode(),
         **stored_metadata(stored),
@@ -160,7 +162,7 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
         "end_datetime": record.end.isoformat() if record.end else "",
         **_cmr_metadata(svc, record),
         "thumbnail": attempt.thumbnail_uri,
-        "cog_warnings": warnings,
+        "cog_warnings": converted.warnings,
     }
 
 
@@ -174,11 +176,10 @@ def _statistics(info: CogInfo, units: str | None) -> dict[str, Any]:
     return shown
 
 
-def _store_thumbnail(svc: Services, attempt: _Attempt, cog_path: Path, cog_key_: str) -> None:
+def _store_thumbnail(svc: Services, attempt: _Attempt, cog_key_: str, png: bytes) -> None:
     """The PNG preview beside the COG (the item's ``thumbnail`` asset)."""
-    render = svc.dataset.stac.render
     key = thumbnail_key(cog_key_)
-    stored = svc.archive.storage.put_bytes(render_png(cog_path, render.colormap, render.rescale), key, "image/png")
+    stored = svc.archive.storage.put_bytes(png, key, "image/png")
     attempt.written.append(key)
     attempt.thumbnail_uri = stored.uri
 
@@ -202,7 +203,8 @@ def _load_cog(svc: Services, attempt: _Attempt) -> None:
     if storage.exists(thumbnail_key(key)):
         attempt.thumbnail_uri = storage.uri(thumbnail_key(key))
     else:  # a COG from before thumbnails existed
-        _store_thumbnail(svc, attempt, local, key)
+        render = svc.dataset.stac.render
+        _store_thumbnail(svc, attempt, key, render_png(local, render.colormap, render.rescale))
 
 
 def describe(

@@ -72,7 +72,7 @@ class ListedObject:
 class Storage(Protocol):
     def uri(self, key: str) -> str: ...
     def key_of(self, uri: str) -> str | None: ...
-    def put_file(self, local: Path, key: str, content_type: str) -> StoredObject: ...
+    def put_file(self, local: Path, key: str, content_type: str, sha256: str | None = None) -> StoredObject: ...
     def put_bytes(self, data: bytes, key: str, content_type: str) -> StoredObject: ...
     def get_bytes(self, key: str) -> bytes: ...
     def local_copy(self, key: str, scratch: Path) -> Path: ...
@@ -122,10 +122,12 @@ class LocalStorage:
             temp.unlink(missing_ok=True)
         return StoredObject(uri=final.as_uri(), size=expected_size, sha256=expected_sha)
 
-    def put_file(self, local: Path, key: str, content_type: str) -> StoredObject:
+    def put_file(self, local: Path, key: str, content_type: str, sha256: str | None = None) -> StoredObject:
+        """Store a local file; ``sha256`` when the caller computed it already (not hashed again)."""
+
         def write(temp: Path) -> tuple[int, str]:
             shutil.copyfile(local, temp)
-            return local.stat().st_size, sha256_of(local)
+            return local.stat().st_size, sha256 or sha256_of(local)
 
         return self._commit(write, key)
 
@@ -213,7 +215,8 @@ class S3Storage:
                 f"{self.uri(key)} holds {head['ContentLength']} bytes after upload, expected {size}"
             )
 
-    def put_file(self, local: Path, key: str, content_type: str) -> StoredObject:
+    def put_file(self, local: Path, key: str, content_type: str, sha256: str | None = None) -> StoredObject:
+        """Upload a local file; ``sha256`` when the caller computed it already (not hashed again)."""
         size = local.stat().st_size
         try:
             self.client.upload_file(
@@ -224,7 +227,7 @@ class S3Storage:
             raise
         except Exception as exc:
             raise StorageError(f"upload of {local.name} to {self.uri(key)} failed: {exc}") from exc
-        return StoredObject(uri=self.uri(key), size=size, sha256=sha256_of(local))
+        return StoredObject(uri=self.uri(key), size=size, sha256=sha256 or sha256_of(local))
 
     def put_bytes(self, data: bytes, key: str, content_type: str) -> StoredObject:
         import base64
