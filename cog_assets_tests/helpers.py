@@ -221,21 +221,22 @@ class Platform:
             raise_on_error=False,
         )
 
-    def run_range(self, first: str, last: str, tags=None, workers: int | None = None):
+    def run_range(self, first: str, last: str, tags=None, **config):
         """One run over a range of partitions, as a backfill's ranged run (bare concept-ids of the
-        test CMR are registered first, in order); ``workers``: the run's converters setting."""
+        test CMR are registered first, in order); ``config``: the chain's run settings (workers,
+        downloads)."""
         for partition in (first, last):
             key = self.key(partition)
             if not self.dataset.by_day and not self.instance.has_dynamic_partition(self.dataset.partitions_name, key):
                 self.instance.add_dynamic_partitions(self.dataset.partitions_name, [key])
         range_tags = {"dagster/asset_partition_range_start": self.key(first), "dagster/asset_partition_range_end": self.key(last)}
-        config = {"ops": {self.built.chain.node_def.name: {"config": {"workers": workers}}}} if workers else None
+        run_config = {"ops": {self.built.chain.node_def.name: {"config": config}}} if config else None
         return materialize(
             [self.built.chain],
             resources=self.resources(),
             instance=self.instance,
             tags={**range_tags, **(tags or {})},
-            run_config=config,
+            run_config=run_config,
             raise_on_error=False,
         )
 

@@ -10,6 +10,8 @@ the data is in memory (statistics, size, sha256), so nothing re-reads the COG la
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -58,6 +60,9 @@ class Converted:
     info: CogInfo | None = None
     thumbnail: Path | None = None  # PNG beside the COG
     preview: Path | None = None  # WebP beside the COG
+    converter: int = 0  # the process that converted it
+    started: float = 0.0  # wall clock (time.time) around the conversion
+    finished: float = 0.0
 
     @property
     def valid(self) -> bool:
@@ -74,24 +79,26 @@ class Converted:
             info = CogInfo(tuple(info["shape"]), info["transform"], tuple(info["bounds"]), info["nodata"],  # type: ignore[arg-type]
                            info["statistics"], info["size"], info["sha256"])
         paths = {k: Path(raw[k]) if raw[k] else None for k in ("thumbnail", "preview")}
-        return cls(Path(raw["cog"]), raw["errors"], raw["warnings"], info, **paths)
+        return cls(Path(raw["cog"]), raw["errors"], raw["warnings"], info, **paths, converter=raw["converter"],
+                   started=raw["started"], finished=raw["finished"])
 
 
 def convert(job: ConversionJob) -> Converted:
     """Read, write, validate, describe and render one granule (GranuleReadError and GDAL's
     errors propagate: the caller fails the granule with them)."""
+    started = time.time()
     raster = read_granule(job.granule, job.reader)
     cogs.write_cog(raster, job.destination, job.threads)
     valid, errors, warnings = cogs.validate(job.destination)
     if not valid:
-        return Converted(job.destination, errors, warnings)
+        return Converted(job.destination, errors, warnings, converter=os.getpid(), started=started, finished=time.time())
     info = cogs.info_of(raster, job.destination, sha256_of(job.destination))
     del raster  # the grid is not needed for the pictures: they read the COG's overview
     png, webp = render_images(job.destination, job.colormap, job.rescale)
     thumbnail, preview = job.destination.with_suffix(".png"), job.destination.with_suffix(".webp")
     thumbnail.write_bytes(png)
     preview.write_bytes(webp)
-    return Converted(job.destination, errors, warnings, info, thumbnail, preview)
+    return Converted(job.destination, errors, warnings, info, thumbnail, preview, os.getpid(), started, time.time())
 
 
 def error_to_json(exc: BaseException) -> str:

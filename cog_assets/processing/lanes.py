@@ -90,7 +90,10 @@ class _ConverterProcess:
         )
 
     def convert(self, job: ConversionJob) -> Converted:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is not None and self.process.poll() is not None:  # died while idle
+            _discard(self.process)
+            self.process = None
+        if self.process is None:
             self.start()
         process = self.process
         assert process is not None and process.stdin is not None and process.stdout is not None
@@ -102,7 +105,7 @@ class _ConverterProcess:
             line = ""
         if not line:
             self.process = None
-            code = process.wait()
+            code = _discard(process)
             raise ConversionCrashed(
                 f"the converter process (pid {process.pid}) stopped with exit code {code} while converting "
                 f"{job.granule.name}; a new one converts the next granule. Re-run this partition"
@@ -114,18 +117,24 @@ class _ConverterProcess:
 
     def close(self) -> None:
         process, self.process = self.process, None
-        if process is None:
-            return
-        assert process.stdin is not None
+        if process is not None:
+            _discard(process)
+
+
+def _discard(process: subprocess.Popen[str]) -> int:
+    """End a converter process (closing its input ends it; killed if it does not) and its pipes;
+    its exit code."""
+    for pipe in (process.stdin, process.stdout):
         try:
-            process.stdin.close()  # end of input: it exits
-            process.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            process.kill()
-            process.wait()
-        finally:
-            if process.stdout is not None:
-                process.stdout.close()
+            if pipe is not None:
+                pipe.close()
+        except OSError:  # a broken pipe to a dead process
+            pass
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 class Lanes(AbstractContextManager["Lanes"]):
@@ -150,7 +159,7 @@ class Lanes(AbstractContextManager["Lanes"]):
         """Convert on the next free converter (waits for one)."""
         with self._ready:
             self._ready.wait_for(lambda: bool(self._idle))
-            converter = self._idle.pop()
+            converter = self._idle.pop()  # the one used last: its process's caches are warm
         try:
             return converter.convert(replace(job, threads=self.threads))
         finally:
