@@ -1,165 +1,250 @@
-"""Backfill benchmark: N OMDOAO3e granules end to end, Dagster vs a bare loop, same concurrency.
+"""Backfill benchmark: a UI-launched backfill on the production profile against a bare loop that
+shares no code with the product (``bench/bare.py``), same services, same machine.
 
-Both sides run on loopback against the test CMR server (downloads with a bearer token) and
-SeaweedFS (S3), with the same project function (``chain.process``) per granule:
+Services, all on loopback: the test CMR server (downloads with a bearer token), SeaweedFS (S3),
+PostgreSQL 15 behind PgBouncer (``deploy/pgbouncer.ini``).
 
-* bare: ``concurrency`` worker processes, each taking an equal share of the granules;
-* Dagster: ``dagster dev`` (webserver + daemon, SQLite instance, run queue limited to
-  ``concurrency`` runs); the backfill is launched through the webserver's GraphQL
-  ``launchPartitionBackfill`` mutation, as the UI's "Materialize partitions" dialog does, and
-  timed until the backfill completes.
+* bare: ``--workers`` processes (default: the cores), each working through its share of the
+  granules one after the other;
+* Dagster: ``dagster dev`` on ``deploy/dagster.yaml`` (PostgreSQL through PgBouncer, compute
+  logs on S3, planned events per asset; the default run launcher stands in for ECS, run queue
+  limited to ``--runs``), the backfill launched through GraphQL ``launchPartitionBackfill`` as
+  the UI's "Materialize partitions" dialog does, timed until the daemon marks it complete.
 
-Target: Dagster wall time <= 1.3x the bare loop. Prints a table.
+Reports, per backfill: wall times and their ratio, launch → first run started, last step →
+backfill complete, Dagster's in-run cost per granule (time the run's main thread spent handing
+events to Dagster, as each run logs it, and run start-up), and the machine's load. Prints tables.
 
-    python bench/backfill.py [--granules 200] [--concurrency 2]   (runs of backfill.granules_per_run)
+    python bench/backfill.py [--omi 100 1000] [--gpm-days 10] [--history 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the test servers live in cog_assets_tests
+sys.path.insert(0, str(ROOT))  # the test services live in cog_assets_tests
 
-from cog_assets.processing import chain  # noqa: E402
-from cog_assets.dataset import load_datasets  # noqa: E402
-from cog_assets.defs.resources import resources_from_env  # noqa: E402
+import bare  # noqa: E402  (bench/bare.py: no cog_assets code)
 from cog_assets_tests.cmr_server import FakeCmr  # noqa: E402
-from cog_assets_tests.granule_files import make_omi_granule  # noqa: E402
-from cog_assets_tests.helpers import omi_file_name  # noqa: E402
-from cog_assets_tests.dagster_dev import DagsterDev, wait_for_backfill  # noqa: E402
-from cog_assets_tests.services import start_seaweedfs  # noqa: E402
+from cog_assets_tests.dagster_dev import DagsterDev  # noqa: E402
+from cog_assets_tests.granule_files import imerg_values, make_imerg_granule, make_omi_granule  # noqa: E402
+from cog_assets_tests.helpers import imerg_file_name, omi_file_name, partition_of  # noqa: E402
+from cog_assets_tests.services import start_pgbouncer, start_postgres, start_seaweedfs  # noqa: E402
 
-FIRST_DAY = datetime(2010, 1, 1, tzinfo=timezone.utc)
-
-
-def _bare_worker(concept_ids: list[str]) -> int:
-    """One worker of the bare loop: the same resources and per-granule function, no Dagster."""
-    resources = resources_from_env()
-    # outside Dagster nothing resolves EnvVar, so the token is passed as its value here
-    earthdata = resources["earthdata"].model_copy(update={"token": os.environ["EARTHDATA_TOKEN"]})
-    dataset = {d.id: d for d in load_datasets()}["omdoao3e"]
-    services = chain.Services(dataset, resources["cmr"], earthdata, resources["archive"], resources["stac_api"])
-    found = services.cmr.granules(dataset.cmr, concept_ids)
-    scratch = Path(tempfile.mkdtemp())
-    failed = 0
-    for concept_id in concept_ids:
-        outcome = chain.process(services, concept_id, found.get(concept_id), set(chain.STEPS), scratch)
-        if outcome.error:
-            print(outcome.error, file=sys.stderr)
-            failed += 1
-    shutil.rmtree(scratch, ignore_errors=True)
-    return failed
-
-
-def run_bare(concept_ids: list[str], concurrency: int) -> float:
-    shares = [concept_ids[i::concurrency] for i in range(concurrency)]
-    started = time.perf_counter()
-    with ProcessPoolExecutor(concurrency) as pool:
-        failed = sum(pool.map(_bare_worker, shares))
-    assert failed == 0, f"{failed} granules failed in the bare loop"
-    return time.perf_counter() - started
+STEPS = ("granule", "cog", "stac_item")
+_CLOCK = re.compile(r"Dagster took ([\d.]+) s to record (\d+) events")
 
 
 @dataclass
-class DagsterTimes:
-    first_run_started: float  # launch → the first run's process started (daemon pickup + launch)
-    all_materialized: float  # launch → the last run finished: every partition materialized
-    backfill_completed: float  # launch → the backfill daemon marked the backfill complete
+class Services:
+    s3: object
+    postgres: object
+    bouncer: object
+    cmr: FakeCmr
+
+
+@dataclass
+class Backfill:
+    label: str
+    dataset: str
+    granules: list  # the fake CMR's granules
+    partitions: list[str]
+
+
+@dataclass
+class Measured:
+    bare: float
+    wall: float  # launch → backfill marked complete
+    first_run: float  # launch → first run started
+    completion_lag: float  # last run ended → backfill marked complete
     runs: int
-    in_run_seconds: float  # summed run durations (start → end)
+    event_ms: float  # per granule: the runs' main threads handing events to Dagster
+    startup_ms: float  # per granule: run started → its step started (imports, resources)
+    load: tuple[float, float]  # 1-minute load average before, after
 
 
-def run_dagster(concept_ids: list[str], concurrency: int, env: dict[str, str], home: Path) -> DagsterTimes:
-    from dagster import DagsterInstance
+def _omi(cmr: FakeCmr, count: int, first_day: datetime) -> Backfill:
+    content = make_omi_granule().content
+    granules = [
+        cmr.add_granule(short_name="OMDOAO3e", version="003", file_name=omi_file_name(first_day + timedelta(days=n)),
+                        begin=first_day + timedelta(days=n), end=first_day + timedelta(days=n, hours=23, minutes=59),
+                        content=content)
+        for n in range(count)
+    ]
+    return Backfill(f"{count} OMI granules", "omdoao3e", granules, [partition_of(g) for g in granules])
+
+
+def _gpm(cmr: FakeCmr, days: int, first_day: datetime) -> Backfill:
+    content = make_imerg_granule(imerg_values()).content  # 3600 x 1800, one file shared by all
+    granules = []
+    for n in range(days * 48):
+        begin = first_day + timedelta(minutes=30 * n)
+        granules.append(cmr.add_granule(
+            short_name="GPM_3IMERGHH", version="07", file_name=imerg_file_name(begin), begin=begin,
+            end=begin + timedelta(minutes=30, milliseconds=-1), content=content,
+        ))
+    keys = [f"{first_day + timedelta(days=d):%Y-%m-%d}" for d in range(days)]
+    return Backfill(f"{days} GPM days ({days * 48} granules)", "gpm_3imerghh", granules, keys)
+
+
+def run_bare(services: Services, backfill: Backfill, workers: int) -> float:
+    token = services.cmr.token or ""
+    jobs = [bare.BareGranule(backfill.dataset, g.concept_id, g.file_name, services.cmr.file_url(g), g.md5 or "",
+                             g.begin.isoformat(), g.end.isoformat()) for g in backfill.granules]
+    shares = [jobs[n::workers] for n in range(workers)]
+    prefix = f"bare-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        list(pool.map(bare.process, shares, [services.s3.bucket] * workers, [prefix] * workers, [token] * workers))
+    return time.perf_counter() - started
+
+
+def _home(work: Path, services: Services, runs: int) -> tuple[Path, dict[str, str]]:
+    """deploy/dagster.yaml as shipped, except what needs AWS itself (as test_backfill does)."""
+    config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    del config["run_launcher"]
+    config["compute_logs"]["config"].update(endpoint_url=services.s3.endpoint, use_ssl=False, region="us-east-1")
+    config["concurrency"]["runs"]["max_concurrent_runs"] = runs
+    home = work / f"home-{uuid.uuid4().hex[:8]}"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    services.postgres.create_database(database)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("COG_ASSETS_", "DAGSTER_"))},
+        **services.s3.env(),
+        "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(services.bouncer.port), "DAGSTER_PG_DB": database,
+        "DAGSTER_PG_USERNAME": "postgres", "DAGSTER_PG_PASSWORD": "unused-trust-auth",
+        "DAGSTER_COMPUTE_LOGS_BUCKET": services.s3.bucket, "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+        "COG_ASSETS_CMR_URL": services.cmr.url, "EARTHDATA_TOKEN": services.cmr.token or "",
+        "COG_ASSETS_INSECURE_TESTING_ORIGINS": "http://127.0.0.1",
+        "COG_ASSETS_STORAGE": f"s3://{services.s3.bucket}/dagster-{uuid.uuid4().hex[:8]}", "PYTHONPATH": str(ROOT),
+    }
+    return home, env
+
+
+def _history(instance, dataset: str, count: int) -> None:
+    """``count`` granules' worth of earlier materializations (three assets each) in the event log."""
+    from dagster import AssetKey, AssetMaterialization
+
+    keys = [f"1990-01-01_G{9_000_000_000 + n}-GES_DISC" for n in range(count)]
+    instance.add_dynamic_partitions(f"{dataset}_granules", keys)
+    for key in keys:
+        for step in STEPS:
+            instance.report_runless_asset_event(AssetMaterialization(AssetKey([dataset, step]), partition=key,
+                                                                     metadata={"uri": f"s3://history/{key}"}))
+
+
+def run_dagster(work: Path, services: Services, backfill: Backfill, runs: int, history: int) -> dict[str, float]:
+    from dagster import DagsterEventType, DagsterInstance
     from dagster._core.execution.backfill import BulkActionStatus
 
-    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
-    config["concurrency"]["runs"]["max_concurrent_runs"] = concurrency
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    home, env = _home(work, services, runs)
     dev = DagsterDev(home, env)
     try:
-        os.environ["DAGSTER_HOME"] = str(home)
+        os.environ.update({"DAGSTER_HOME": str(home), **{k: v for k, v in env.items() if k.startswith("DAGSTER_PG")}})
         with DagsterInstance.get() as instance:
-            instance.add_dynamic_partitions("omdoao3e_granules", concept_ids)
-            launched_at = time.time()
-            backfill_id = dev.launch_backfill(concept_ids, [["omdoao3e", step] for step in chain.STEPS])
-            backfill = wait_for_backfill(instance, backfill_id, timeout=3600)
-            elapsed = time.time() - launched_at
-            assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status
-            stats = [instance.get_run_stats(run_id) for run_id in instance.get_run_ids()]
-            return DagsterTimes(
-                first_run_started=min(st.start_time for st in stats) - launched_at,
-                all_materialized=max(st.end_time for st in stats) - launched_at,
-                backfill_completed=elapsed,
-                runs=len(stats),
-                in_run_seconds=sum(st.end_time - st.start_time for st in stats),
-            )
+            if history:
+                _history(instance, backfill.dataset, history)
+            if backfill.dataset == "omdoao3e":
+                instance.add_dynamic_partitions("omdoao3e_granules", backfill.partitions)
+            launched = time.time()
+            backfill_id = dev.launch_backfill(backfill.partitions, [[backfill.dataset, step] for step in STEPS])
+            deadline = time.monotonic() + 7200
+            while (status := instance.get_backfill(backfill_id)).status == BulkActionStatus.REQUESTED:
+                assert time.monotonic() < deadline, "backfill did not complete in 2 hours"
+                time.sleep(0.2)
+            assert status.status == BulkActionStatus.COMPLETED_SUCCESS, status.status
+            records = instance.get_run_records()
+            stats = [instance.get_run_stats(r.dagster_run.run_id) for r in records]
+            clock = [0.0, 0]
+            startup = 0.0
+            for record, stat in zip(records, stats):
+                logs = instance.all_logs(record.dagster_run.run_id)
+                step_start = min(e.timestamp for e in logs if e.dagster_event_type == DagsterEventType.STEP_START)
+                startup += step_start - stat.start_time
+                for entry in logs:
+                    if (found := _CLOCK.search(entry.user_message or "")) is not None:
+                        clock[0] += float(found.group(1))
+                        clock[1] += int(found.group(2))
+            count = len(backfill.granules)
+            return {
+                "wall": (status.backfill_end_timestamp or time.time()) - launched,
+                "first_run": min(s.start_time for s in stats) - launched,
+                "completion_lag": (status.backfill_end_timestamp or time.time()) - max(s.end_time for s in stats),
+                "runs": len(records), "event_ms": 1000 * clock[0] / count, "startup_ms": 1000 * startup / count,
+            }
     finally:
         dev.stop()
 
 
+def measure(work: Path, services: Services, backfill: Backfill, workers: int, runs: int, history: int) -> Measured:
+    before = os.getloadavg()[0]
+    bare_seconds = run_bare(services, backfill, workers)
+    dagster = run_dagster(work, services, backfill, runs, history)
+    return Measured(bare_seconds, load=(before, os.getloadavg()[0]), **dagster)
+
+
+def report(results: list[tuple[Backfill, Measured]], workers: int, runs: int, history: int) -> None:
+    print(f"\nUI-launched backfill (production profile) vs bare loop ({workers} processes), at most {runs} runs at "
+          f"once, {history} granules of earlier history")
+    header = ("backfill", "bare s", "Dagster s", "ratio", "runs", "→1st run s", "last→done s", "events ms/g",
+              "start-up ms/g", "load")
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for backfill, m in results:
+        cells = [backfill.label, f"{m.bare:.1f}", f"{m.wall:.1f}", f"{m.wall / m.bare:.2f}x", str(m.runs),
+                 f"{m.first_run:.1f}", f"{m.completion_lag:.1f}", f"{m.event_ms:.1f}", f"{m.startup_ms:.1f}",
+                 f"{m.load[0]:.1f}→{m.load[1]:.1f}"]
+        print("| " + " | ".join(cells) + " |")
+    print("targets: 1,000 OMI <= 1.1x, 100 OMI <= 2.0x; launch → first run and last step → complete <= 10 s; "
+          "events <= 60 ms per granule")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--granules", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--omi", type=int, nargs="*", default=[100, 1000], help="OMI backfill sizes (granules)")
+    parser.add_argument("--gpm-days", type=int, default=10, help="a GPM backfill of this many days (0: none)")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="bare loop processes")
+    parser.add_argument("--runs", type=int, default=2, help="Dagster runs at once (run queue limit)")
+    parser.add_argument("--history", type=int, default=0, help="granules of earlier history in the event log")
     args = parser.parse_args()
-    dataset = {d.id: d for d in load_datasets()}["omdoao3e"]
     work = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
-    content = make_omi_granule().content
     s3 = start_seaweedfs(work / "weed")
+    os.environ.update(s3.env())  # the bare workers' boto3 and the benchmark's own S3 client
+    postgres = start_postgres()
+    bouncer = start_pgbouncer(postgres, ROOT / "deploy" / "pgbouncer.ini")
+    results = []
     try:
         with FakeCmr() as cmr:
-            granules = [
-                cmr.add_granule(
-                    short_name="OMDOAO3e", version="003", file_name=omi_file_name(FIRST_DAY + timedelta(days=n)),
-                    begin=FIRST_DAY + timedelta(days=n), end=FIRST_DAY + timedelta(days=n, hours=23), content=content,
-                )
-                for n in range(args.granules)
-            ]
-            concept_ids = [g.concept_id for g in granules]
-            base_env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith(("COG_ASSETS_", "DAGSTER_"))},
-                **s3.env(),
-                "COG_ASSETS_CMR_URL": cmr.url,
-                "EARTHDATA_TOKEN": cmr.token or "",
-                "COG_ASSETS_INSECURE_TESTING_ORIGINS": "http://127.0.0.1",
-                "PYTHONPATH": str(ROOT),
-            }
-            os.environ.update({**base_env, "COG_ASSETS_STORAGE": f"s3://{s3.bucket}/bare"})
-            bare = run_bare(concept_ids, args.concurrency)
-            home = work / "dagster_home"
-            home.mkdir()
-            dagster_env = {**base_env, "COG_ASSETS_STORAGE": f"s3://{s3.bucket}/dagster", "DAGSTER_HOME": str(home)}
-            times = run_dagster(concept_ids, args.concurrency, dagster_env, home)
+            services = Services(s3, postgres, bouncer, cmr)
+            first = datetime(2005, 1, 1, tzinfo=timezone.utc)
+            backfills = [_omi(cmr, n, first + timedelta(days=3000 * i)) for i, n in enumerate(args.omi)]
+            if args.gpm_days:
+                backfills.append(_gpm(cmr, args.gpm_days, datetime(2020, 6, 1, tzinfo=timezone.utc)))
+            for backfill in backfills:
+                results.append((backfill, measure(work, services, backfill, args.workers, args.runs, args.history)))
+                report(results[-1:], args.workers, args.runs, args.history)
     finally:
+        bouncer.stop()
+        postgres.stop()
         s3.stop()
         shutil.rmtree(work, ignore_errors=True)
-    n, per_run = args.granules, dataset.backfill.granules_per_run
-    rows = [
-        ("bare loop (chain.process), wall", bare, 1.0),
-        ("Dagster: launch → all materialized", times.all_materialized, times.all_materialized / bare),
-        ("Dagster: launch → backfill complete", times.backfill_completed, times.backfill_completed / bare),
-        ("  of which: launch → first run started", times.first_run_started, None),
-        ("  in-run time / bare worker time", times.in_run_seconds, times.in_run_seconds / (bare * args.concurrency)),
-    ]
-    print(f"\nbackfill of {n} OMDOAO3e granules, concurrency {args.concurrency}, "
-          f"{per_run} granules per run ({times.runs} runs)")
-    print(f"{'':<42}{'seconds':>9}{'ratio':>8}")
-    for label, seconds, ratio in rows:
-        print(f"{label:<42}{seconds:>9.1f}{'' if ratio is None else f'{ratio:.2f}':>8}")
-    print("target: Dagster / bare <= 1.30")
+    report(results, args.workers, args.runs, args.history)
 
 
 if __name__ == "__main__":

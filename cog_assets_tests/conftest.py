@@ -11,9 +11,11 @@ from cog_assets.dataset import DatasetConfig, load_datasets
 
 from .cmr_server import FakeCmr
 from .services import (
+    PgBouncer,
     Postgres,
     S3Server,
     StacApiServer,
+    start_pgbouncer,
     start_postgres,
     start_seaweedfs,
     start_stac_api,
@@ -68,6 +70,14 @@ def local_storage_url(tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres: Postgres) -> Iterator[PgBouncer]:
+    """PgBouncer in front of the session's PostgreSQL, configured as deploy/pgbouncer.ini."""
+    server = start_pgbouncer(postgres, Path(__file__).resolve().parents[1] / "deploy" / "pgbouncer.ini")
     yield server
     server.stop()
 

@@ -1,7 +1,8 @@
-"""Real backfills on the production instance profile (deploy/dagster.yaml): PostgreSQL storage,
-S3 compute logs, launched through GraphQL like the UI, run by the daemon in ranged runs.
-One bad granule must not fail its neighbours, and the failed ones can be retried alone; for
-a dataset partitioned by day, a bad granule fails its day only."""
+"""Real backfills on the production instance profile (deploy/): PostgreSQL storage behind
+PgBouncer (deploy/pgbouncer.ini), S3 compute logs, one planned event per asset per ranged run,
+launched through GraphQL like the UI, run by the daemon in ranged runs. One bad granule must not
+fail its neighbours, and the failed ones are shown failed and can be retried alone; for a dataset
+partitioned by day, a bad granule fails its day only."""
 
 from __future__ import annotations
 
@@ -38,15 +39,17 @@ def _production_home(home: Path, seaweedfs) -> None:
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
 
-def _production(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch) -> tuple[Path, dict[str, str]]:
-    """A fresh database and storage prefix; the environment a deployment would set."""
+def _production(tmp_path, fake_cmr, postgres, pgbouncer, seaweedfs, monkeypatch) -> tuple[Path, dict[str, str]]:
+    """A fresh database (reached through PgBouncer) and storage prefix; the environment a
+    deployment would set (deploy/dagster.yaml's header)."""
     database = f"dagster_{uuid.uuid4().hex[:8]}"
     postgres.create_database(database)
     prefix = f"backfill-{uuid.uuid4().hex[:8]}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("COG_ASSETS_", "DAGSTER_"))},
         **seaweedfs.env(),
-        "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(postgres.port), "DAGSTER_PG_DB": database,
+        "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(pgbouncer.port), "DAGSTER_PG_DB": database,
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
         "DAGSTER_PG_USERNAME": "postgres", "DAGSTER_PG_PASSWORD": "unused-trust-auth",
         "DAGSTER_COMPUTE_LOGS_BUCKET": seaweedfs.bucket,
         "COG_ASSETS_CMR_URL": fake_cmr.url, "EARTHDATA_TOKEN": fake_cmr.token,
@@ -61,8 +64,8 @@ def _production(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch) -> tuple[P
     return home, env
 
 
-def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch):
-    home, env = _production(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch)
+def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres, pgbouncer, seaweedfs, monkeypatch):
+    home, env = _production(tmp_path, fake_cmr, postgres, pgbouncer, seaweedfs, monkeypatch)
     good = make_omi_granule()
     granules = [
         fake_cmr.add_granule(
@@ -94,7 +97,10 @@ def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres
             materialized = [k for k, s in statuses.items() if s == AssetPartitionStatus.MATERIALIZED]
             assert failed == sorted([partition_of(flipped), partition_of(truncated)]) and len(materialized) == 18
             runs = instance.get_run_records()
-            assert len(runs) == 1  # 20 granules in one ranged run (100 per run)
+            assert len(runs) == 1  # 20 granules in one ranged run
+            planned = [e.dagster_event for e in instance.all_logs(runs[0].dagster_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)]
+            # one planned event per asset for the range, then one per asset for each failed granule
+            assert sorted(str(e.partition) for e in planned if e.asset_key.path[-1] == "stac_item") == sorted(["None", *failed])
             failure = next(
                 e for e in instance.all_logs(runs[0].dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE)
             ).dagster_event.step_failure_data.error.message
@@ -125,10 +131,10 @@ def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres
         dev.stop()
 
 
-def test_backfill_of_days_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch):
+def test_backfill_of_days_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres, pgbouncer, seaweedfs, monkeypatch):
     """GPM IMERG is partitioned by day: a UI backfill of 3 days runs 2 days per run; a bad
     granule fails its day only, and retrying that day downloads only the bad granule."""
-    home, env = _production(tmp_path, fake_cmr, postgres, seaweedfs, monkeypatch)
+    home, env = _production(tmp_path, fake_cmr, postgres, pgbouncer, seaweedfs, monkeypatch)
     good = make_imerg_granule(imerg_values(n_lon=360, n_lat=180))  # a 1° grid: quick to convert
     first = datetime(2020, 5, 1, tzinfo=timezone.utc)
     granules = []
