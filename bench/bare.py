@@ -129,3 +129,29 @@ def process(granules: list[BareGranule], bucket: str, prefix: str, token: str) -
             s3.put_object(Bucket=bucket, Key=f"{key}/item.json", Body=json.dumps(item).encode())
             raw.unlink()
     return {"seconds": time.perf_counter() - started, "granules": float(len(granules))}
+
+
+def harvest(cmr_url: str, short_name: str, version: str, provider: str, page_size: int = 2000) -> int:
+    """A bare CMR harvest (httpx and json only): every granule record of a collection, oldest
+    revision first, paged with CMR-Search-After; returns how many records arrived, each reduced
+    to what a harvester keeps (concept-id, revision, dates, file link)."""
+    import httpx
+
+    params = {"short_name": short_name, "version": version, "provider": provider, "sort_key[]": "revision_date",
+              "page_size": str(page_size)}
+    kept: dict[str, tuple] = {}
+    headers: dict[str, str] = {}
+    with httpx.Client(base_url=cmr_url, timeout=120) as client:
+        while True:
+            response = client.get("/search/granules.umm_json", params=params, headers=headers)
+            response.raise_for_status()
+            items = response.json()["items"]
+            for item in items:
+                meta, umm = item["meta"], item["umm"]
+                links = [u["URL"] for u in umm.get("RelatedUrls", []) if u.get("Type") == "GET DATA"]
+                kept[meta["concept-id"]] = (meta["revision-id"], meta["revision-date"],
+                                            umm["TemporalExtent"]["RangeDateTime"]["BeginningDateTime"], links[:1])
+            after = response.headers.get("CMR-Search-After")
+            if not after or len(items) < page_size:
+                return len(kept)
+            headers = {"CMR-Search-After": after}

@@ -204,11 +204,12 @@ class BackfillConfig(_Strict):
     """How backfills group granules into runs (see README, 'Performance')."""
 
     granules_per_run: int = Field(
-        default=100,
+        default=500,
         ge=1,
         le=1000,
-        description="partitions per backfill run: Dagster's per-run cost is paid once per range, "
-        "while each granule still materializes or fails on its own",
+        description="granules per backfill run: Dagster's per-run cost (~7 s of CPU: a process, "
+        "imports, the code location) is paid once per range, while each granule still materializes "
+        "or fails on its own; a run uses all its cores whatever its size (README, 'Performance')",
     )
 
 

@@ -39,6 +39,18 @@ def _production_home(home: Path, seaweedfs) -> None:
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
 
+def _datasets_with(tmp_path: Path, dataset: str, **backfill) -> Path:
+    """The shipped dataset files, with ``dataset``'s backfill settings replaced."""
+    folder = tmp_path / "datasets"
+    folder.mkdir()
+    for source in (REPO / "cog_assets" / "datasets").glob("*.yaml"):
+        config = yaml.safe_load(source.read_text())
+        if config["id"] == dataset:
+            config["backfill"] = {**config.get("backfill", {}), **backfill}
+        (folder / source.name).write_text(yaml.safe_dump(config))
+    return folder
+
+
 def _production(tmp_path, fake_cmr, postgres, pgbouncer, seaweedfs, monkeypatch) -> tuple[Path, dict[str, str]]:
     """A fresh database (reached through PgBouncer) and storage prefix; the environment a
     deployment would set (deploy/dagster.yaml's header)."""
@@ -132,9 +144,11 @@ def test_backfill_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres
 
 
 def test_backfill_of_days_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, postgres, pgbouncer, seaweedfs, monkeypatch):
-    """GPM IMERG is partitioned by day: a UI backfill of 3 days runs 2 days per run; a bad
-    granule fails its day only, and retrying that day downloads only the bad granule."""
+    """GPM IMERG is partitioned by day: a UI backfill of 3 days runs whole days per run (2 with
+    96 granules per run); a bad granule fails its day only, and retrying that day downloads only
+    the bad granule."""
     home, env = _production(tmp_path, fake_cmr, postgres, pgbouncer, seaweedfs, monkeypatch)
+    env["COG_ASSETS_DATASETS"] = str(_datasets_with(tmp_path, "gpm_3imerghh", granules_per_run=96))
     good = make_imerg_granule(imerg_values(n_lon=360, n_lat=180))  # a 1° grid: quick to convert
     first = datetime(2020, 5, 1, tzinfo=timezone.utc)
     granules = []

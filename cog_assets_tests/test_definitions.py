@@ -16,12 +16,12 @@ def test_public_contract_names():
     omi = repo.asset_graph.get(AssetKey(["omdoao3e", "cog"]))
     assert isinstance(omi.partitions_def, DynamicPartitionsDefinition)
     assert omi.partitions_def.name == "omdoao3e_granules"
-    assert omi.backfill_policy.max_partitions_per_run == 100
-    # the 400,000-granule dataset is partitioned by UTC day (48 granules each), 2 days per run
+    assert omi.backfill_policy.max_partitions_per_run == 500
+    # the 400,000-granule dataset is partitioned by UTC day (48 granules each), 10 days per run
     gpm = repo.asset_graph.get(AssetKey(["gpm_3imerghh", "cog"]))
     assert isinstance(gpm.partitions_def, DailyPartitionsDefinition)
     assert gpm.partitions_def.get_first_partition_key() == "1998-01-01"
-    assert gpm.backfill_policy.max_partitions_per_run == 2
+    assert gpm.backfill_policy.max_partitions_per_run == 10
     check_keys = {key.name for key in repo.asset_graph.asset_check_keys}
     assert check_keys == {"valid_cog", "in_sync_with_stac_api", "in_step_with_cmr"}
     for dataset in ("omdoao3e", "gpm_3imerghh"):
