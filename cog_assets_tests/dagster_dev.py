@@ -30,6 +30,18 @@ mutation Launch($params: LaunchBackfillParams!) {
 """
 
 
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+
+
 class DagsterDev:
     def __init__(self, home: Path, env: dict[str, str], timeout: float = 180.0, location: Path | None = None) -> None:
         self.home = home
@@ -74,6 +86,22 @@ class DagsterDev:
             raise RuntimeError(f"backfill not launched: {launched}")
         return launched["backfillId"]
 
+    def launch_ranged_run(self, job: str, first: str, last: str, asset_paths: list[list[str]]) -> str:
+        """One run of ``job`` over partitions ``first``..``last``, launched as the Launchpad does
+        with Dagster's range tags: it goes straight to the run queue, not through the backfill
+        daemon."""
+        params = {
+            "selector": {"repositoryLocationName": "cog_assets.definitions", "repositoryName": "__repository__",
+                         "jobName": job, "assetSelection": [{"path": path} for path in asset_paths]},
+            "runConfigData": {},
+            "executionMetadata": {"tags": [{"key": "dagster/asset_partition_range_start", "value": first},
+                                           {"key": "dagster/asset_partition_range_end", "value": last}]},
+        }
+        launched = self.graphql(LAUNCH_RUN, {"params": params})["data"]["launchPipelineExecution"]
+        if launched["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"run not launched: {launched}")
+        return launched["run"]["runId"]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)
@@ -96,4 +124,16 @@ def wait_for_backfill(instance: Any, backfill_id: str, timeout: float = 600.0) -
             return backfill
         if time.monotonic() > deadline:
             raise TimeoutError(f"backfill {backfill_id} still {backfill.status} after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def wait_for_run(instance: Any, run_id: str, timeout: float = 600.0) -> Any:
+    """The run once it has finished (polls)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.is_finished:
+            return run
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} still {run.status if run else 'missing'} after {timeout:.0f} s")
         time.sleep(0.5)

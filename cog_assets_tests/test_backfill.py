@@ -17,7 +17,7 @@ import yaml
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DailyPartitionsDefinition, DynamicPartitionsDefinition
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
-from .dagster_dev import DagsterDev, wait_for_backfill
+from .dagster_dev import DagsterDev, wait_for_backfill, wait_for_run
 from .granule_files import imerg_values, make_imerg_granule, make_omi_granule
 from .helpers import imerg_file_name, omi_file_name, partition_of
 
@@ -199,5 +199,32 @@ def test_backfill_of_days_isolates_bad_granules_on_postgres(tmp_path, fake_cmr, 
             statuses = instance.get_status_by_partition(AssetKey(["gpm_3imerghh", "stac_item"]), days, partitions)
             assert set(statuses.values()) == {AssetPartitionStatus.MATERIALIZED}
             assert [path.rsplit("/", 1)[-1] for path in downloads] == [bad.file_name]  # its good neighbour skipped
+    finally:
+        dev.stop()
+
+
+def test_a_range_launched_as_one_run_needs_no_backfill_loop(tmp_path, fake_cmr, postgres, pgbouncer, seaweedfs, monkeypatch):
+    """The Launchpad's way to a range now (README, "Backfills"): the granule job with Dagster's
+    range tags is one run, queued at once; every partition of the range materializes, and
+    nothing waits for the backfill daemon's loop (there is no backfill)."""
+    home, env = _production(tmp_path, fake_cmr, postgres, pgbouncer, seaweedfs, monkeypatch)
+    content = make_omi_granule().content
+    granules = [
+        fake_cmr.add_granule(
+            short_name="OMDOAO3e", version="003", file_name=omi_file_name(DAY + timedelta(days=n)),
+            begin=DAY + timedelta(days=n), end=DAY + timedelta(days=n, hours=23), content=content,
+        )
+        for n in range(6)
+    ]
+    keys = [partition_of(g) for g in granules]
+    dev = DagsterDev(home, env)
+    try:
+        with DagsterInstance.get() as instance:
+            instance.add_dynamic_partitions("omdoao3e_granules", keys)
+            run_id = dev.launch_ranged_run("omdoao3e_granule_job", keys[0], keys[-1], [["omdoao3e", s] for s in STEPS])
+            run = wait_for_run(instance, run_id)
+            assert run.status.value == "SUCCESS" and instance.get_backfills() == []
+            for step in STEPS:
+                assert set(instance.get_materialized_partitions(AssetKey(["omdoao3e", step]))) == set(keys)
     finally:
         dev.stop()
