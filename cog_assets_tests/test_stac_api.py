@@ -179,3 +179,30 @@ def test_disabled_api_refuses_with_the_setting_to_change():
     assert not api.enabled
     with pytest.raises(StacApiError, match="COG_ASSETS_STAC_API_URL"):
         api.publish_item(_item("x"), Decision("create", "test"))
+
+
+def test_one_request_at_a_time_per_resource(monkeypatch):
+    """A run's granule threads share the resource: the API still sees one request at a time
+    from the step (its pool slot), as the README's limits promise."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    busy, most, lock = [0], [0], threading.Lock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(0.05)  # a slow API, not synchronisation
+        with lock:
+            busy[0] -= 1
+        return httpx.Response(404, json={"code": "NotFoundError"})
+
+    api = StacApi(url="https://stac.example.org")
+    monkeypatch.setattr(StacApi, "_client", lambda self: httpx.Client(base_url=self.url, transport=httpx.MockTransport(answer)))
+    with ThreadPoolExecutor(4) as threads:
+        assert list(threads.map(lambda n: api.get_item("omdoao3e", f"item{n}"), range(8))) == [None] * 8
+    assert most[0] == 1

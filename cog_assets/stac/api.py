@@ -9,6 +9,7 @@ carrying the API's own message. Whether an item that already exists is replaced,
 refused is the dataset's duplicate policy (``stac.duplicates`` in its YAML).
 """
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 from dagster import ConfigurableResource
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from cog_assets import tokens
 
@@ -138,6 +139,9 @@ class StacApi(ConfigurableResource):
         description="TESTING ONLY: http://<loopback address> origins that may receive the "
         "token over plain http (COG_ASSETS_INSECURE_TESTING_ORIGINS)",
     )
+    # one request at a time per resource (a run's granule threads share it), so the API sees at
+    # most one request per step holding a pool slot (README, "Limits on external services")
+    _one_at_a_time: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @field_validator("insecure_testing_origins")
     @classmethod
@@ -172,7 +176,7 @@ class StacApi(ConfigurableResource):
         if not self.enabled:
             raise StacApiError("no STAC API is configured; set COG_ASSETS_STAC_API_URL")
         problem = ""
-        with self._client() as client:
+        with self._one_at_a_time, self._client() as client:
             headers = self._auth(client, method, path)
             for attempt in range(self.max_attempts):
                 try:
