@@ -27,15 +27,22 @@ def _job(tmp_path: Path, datasets, name: str = "omi", content: bytes | None = No
 
 
 def test_available_cores_follow_the_cgroup_quota(tmp_path):
-    affinity = len(os.sched_getaffinity(0))
+    affinity, absent = len(os.sched_getaffinity(0)), tmp_path / "absent"
     quota = tmp_path / "cpu.max"
     quota.write_text("max 100000\n")
-    assert available_cores(quota) == affinity
+    assert available_cores(quota, absent) == affinity
     quota.write_text("50000 100000\n")  # half a CPU: still one converter
-    assert available_cores(quota) == 1
+    assert available_cores(quota, absent) == 1
     quota.write_text(f"{100000 * (affinity + 3)} 100000\n")  # a quota above the cores it may use
-    assert available_cores(quota) == affinity
-    assert available_cores(tmp_path / "absent") == affinity
+    assert available_cores(quota, absent) == affinity
+    assert available_cores(absent, absent) == affinity
+    v1 = tmp_path / "cpu"  # cgroup v1, as some container hosts still mount it
+    v1.mkdir()
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert available_cores(absent, v1) == affinity
+    (v1 / "cpu.cfs_quota_us").write_text("100000\n")
+    assert available_cores(absent, v1) == 1
 
 
 def test_a_converter_process_writes_the_same_cog_as_the_run_itself(tmp_path, datasets):

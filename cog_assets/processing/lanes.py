@@ -34,7 +34,8 @@ from typing import Protocol
 
 from cog_assets.processing.convert import ConversionJob, Converted, convert, error_to_json, raise_reported
 
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1: cpu.cfs_quota_us (-1: none), cpu.cfs_period_us
 _GDAL_ENV = threading.local()
 
 
@@ -42,17 +43,26 @@ class ConversionCrashed(RuntimeError):
     """The converter process stopped while converting a granule."""
 
 
-def available_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (what
-    a container's CPU limit, e.g. an ECS task's, looks like from inside)."""
+def available_cores(cpu_max: Path = CGROUP_CPU_MAX, v1: Path = CGROUP_V1_CPU) -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (what a
+    container's CPU limit, e.g. an ECS task's, looks like from inside)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_quota(cpu_max, v1)
+    return max(1, min(cores, math.ceil(quota)) if quota else cores)
+
+
+def _cgroup_quota(cpu_max: Path, v1: Path) -> float | None:
+    """CPUs the cgroup quota allows (None: no quota, or no cgroup files)."""
     try:
         quota, period = cpu_max.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
-        return max(1, cores)
-    if quota == "max":
-        return max(1, cores)
-    return max(1, min(cores, math.ceil(int(quota) / int(period))))
+        pass
+    try:
+        quota_us = int((v1 / "cpu.cfs_quota_us").read_text())
+        return None if quota_us <= 0 else quota_us / int((v1 / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def enter_gdal_env() -> None:
