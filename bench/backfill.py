@@ -116,14 +116,19 @@ def run_bare(services: Services, backfill: Backfill, workers: int) -> float:
     return time.perf_counter() - started
 
 
-def _home(work: Path, services: Services, runs: int) -> tuple[Path, dict[str, str]]:
-    """deploy/dagster.yaml as shipped, except what needs AWS itself (as test_backfill does)."""
-    config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
-    del config["run_launcher"]
-    config["compute_logs"]["config"].update(endpoint_url=services.s3.endpoint, use_ssl=False, region="us-east-1")
-    config["concurrency"]["runs"]["max_concurrent_runs"] = runs
+def _home(work: Path, services: Services, runs: int, profile: str) -> tuple[Path, dict[str, str]]:
+    """deploy/dagster.yaml as shipped, except what needs AWS itself (as test_backfill does); or
+    the embedded default (dagster.yaml: SQLite in DAGSTER_HOME)."""
     home = work / f"home-{uuid.uuid4().hex[:8]}"
     home.mkdir()
+    if profile == "production":
+        config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+        del config["run_launcher"]
+        config["compute_logs"]["config"].update(endpoint_url=services.s3.endpoint, use_ssl=False, region="us-east-1")
+    else:
+        config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+        config["storage"]["sqlite"]["base_dir"] = str(home)
+    config["concurrency"]["runs"]["max_concurrent_runs"] = runs
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     database = f"bench_{uuid.uuid4().hex[:8]}"
     services.postgres.create_database(database)
@@ -179,20 +184,20 @@ def _launch(dev: DagsterDev, instance, backfill: Backfill, direct: bool) -> floa
     return status.backfill_end_timestamp or time.time()
 
 
-def run_dagster(work: Path, services: Services, backfill: Backfill, runs: int, history: int, direct: bool) -> dict[str, float]:
+def run_dagster(work: Path, services: Services, backfill: Backfill, args: argparse.Namespace) -> dict[str, float]:
     from dagster import DagsterEventType, DagsterInstance
 
-    home, env = _home(work, services, runs)
+    home, env = _home(work, services, args.runs, args.profile)
     dev = DagsterDev(home, env)
     try:
         os.environ.update({"DAGSTER_HOME": str(home), **{k: v for k, v in env.items() if k.startswith("DAGSTER_PG")}})
         with DagsterInstance.get() as instance:
-            if history:
-                _history(instance, backfill.dataset, history)
+            if args.history:
+                _history(instance, backfill.dataset, args.history)
             if backfill.dataset == "omdoao3e":
                 instance.add_dynamic_partitions("omdoao3e_granules", backfill.partitions)
             launched = time.time()
-            completed = _launch(dev, instance, backfill, direct)
+            completed = _launch(dev, instance, backfill, args.direct)
             records = instance.get_run_records()
             stats = [instance.get_run_stats(r.dagster_run.run_id) for r in records]
             clock = [0.0, 0.0]
@@ -205,6 +210,11 @@ def run_dagster(work: Path, services: Services, backfill: Backfill, runs: int, h
                     if (found := _CLOCK.search(entry.user_message or "")) is not None:
                         clock[0] += float(found.group(1))
                         clock[1] += float(found.group(2))
+            for record, stat in zip(records, stats):
+                tags = record.dagster_run.tags
+                print(f"  run {record.dagster_run.run_id[:8]}: {tags.get('dagster/asset_partition_range_start')} → "
+                      f"{tags.get('dagster/asset_partition_range_end')}, {stat.end_time - stat.start_time:.1f} s, "
+                      f"assets {sorted(k.path[-1] for k in record.dagster_run.asset_selection or [])}", flush=True)
             count, last_end = len(backfill.granules), max(s.end_time for s in stats)
             return {
                 "wall": (completed or last_end) - launched,
@@ -221,13 +231,13 @@ def run_dagster(work: Path, services: Services, backfill: Backfill, runs: int, h
 def measure(work: Path, services: Services, backfill: Backfill, args: argparse.Namespace) -> Measured:
     before = os.getloadavg()[0]
     bare_seconds = run_bare(services, backfill, args.workers)
-    dagster = run_dagster(work, services, backfill, args.runs, args.history, args.direct)
+    dagster = run_dagster(work, services, backfill, args)
     return Measured(bare_seconds, load=(before, os.getloadavg()[0]), **dagster)
 
 
 def report(results: list[tuple[Backfill, Measured]], args: argparse.Namespace) -> None:
     how = "ranged runs launched directly (Launchpad, range tags)" if args.direct else "UI-launched backfill"
-    print(f"\n{how} (production profile) vs bare loop ({args.workers} processes), at most {args.runs} runs at "
+    print(f"\n{how} ({args.profile} profile) vs bare loop ({args.workers} processes), at most {args.runs} runs at "
           f"once, {args.history} granules of earlier history")
     header = ("backfill", "bare s", "Dagster s", "ratio", "runs", "→1st run s (created)", "last→done s", "events CPU ms/g",
               "events wall ms/g", "start-up ms/g", "load")
@@ -250,6 +260,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="Dagster runs at once (run queue limit)")
     parser.add_argument("--history", type=int, default=0, help="granules of earlier history in the event log")
     parser.add_argument("--direct", action="store_true", help="launch ranged runs directly instead of a backfill")
+    parser.add_argument("--profile", choices=["production", "embedded"], default="production",
+                        help="deploy/dagster.yaml (PostgreSQL via PgBouncer) or dagster.yaml (SQLite)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
     s3 = start_seaweedfs(work / "weed")

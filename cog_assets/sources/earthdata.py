@@ -20,6 +20,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, field_validator
 
 from cog_assets import tokens
+from cog_assets.http import tls_context
 from cog_assets.retry import backoff, wait
 from cog_assets.sources.cmr.records import GranuleRecord
 
@@ -91,7 +92,7 @@ class EarthdataDownloader(ConfigurableResource):
     def _attempt(self, record: GranuleRecord, target: Path) -> Path:
         temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
         try:
-            with httpx.Client(timeout=self.timeout_seconds, follow_redirects=False) as client:
+            with httpx.Client(timeout=self.timeout_seconds, follow_redirects=False, verify=tls_context()) as client:
                 digest = self._fetch(client, record, temp)
             self._verify(record, temp, digest)
             temp.replace(target)

@@ -21,6 +21,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr, field_validator
 
 from cog_assets import tokens
+from cog_assets.http import tls_context
 
 from cog_assets.dataset import DuplicatePolicy
 from cog_assets.stac.footprint import union_bbox
@@ -154,7 +155,8 @@ class StacApi(ConfigurableResource):
 
     def _client(self) -> httpx.Client:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        return httpx.Client(base_url=(self.url or "").rstrip("/"), timeout=self.timeout_seconds, headers=headers)
+        return httpx.Client(base_url=(self.url or "").rstrip("/"), timeout=self.timeout_seconds, headers=headers,
+                            verify=tls_context())
 
     def _auth(self, client: httpx.Client, method: str, path: str) -> dict[str, str]:
         """The Authorization header for one request; refuses another origin or plain http."""

@@ -18,6 +18,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from cog_assets.dataset import CmrQuery
+from cog_assets.http import tls_context
 from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
 from cog_assets.sources.cmr.records import (
     GranuleRecord,
@@ -135,6 +136,7 @@ class CmrClient(ConfigurableResource):
             base_url=self.base_url.rstrip("/"),
             timeout=self.timeout_seconds,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            verify=tls_context(),
         )
 
     def _backoff(self, attempt: int) -> float:
