@@ -2,7 +2,7 @@
 shares no code with the product (``bench/bare.py``), same services, same machine.
 
 Services, all on loopback: the test CMR server (downloads with a bearer token), SeaweedFS (S3),
-PostgreSQL 15 behind PgBouncer (``deploy/pgbouncer.ini``).
+PostgreSQL 15 (durable: fsync and synchronous commits on) behind PgBouncer (``deploy/pgbouncer.ini``).
 
 * bare: ``--workers`` processes (default: the cores), each working through its share of the
   granules one after the other;
@@ -266,7 +266,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
     s3 = start_seaweedfs(work / "weed")
     os.environ.update(s3.env())  # the bare workers' boto3 and the benchmark's own S3 client
-    postgres = start_postgres()
+    postgres = start_postgres(durable=True)  # a deployment's defaults, not the tests' shortcuts
     bouncer = start_pgbouncer(postgres, ROOT / "deploy" / "pgbouncer.ini")
     results = []
     try:

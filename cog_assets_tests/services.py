@@ -136,8 +136,10 @@ class Postgres:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_postgres() -> Postgres:
-    """A throw-away PostgreSQL 15 (PostGIS available) in a temporary directory, loopback only."""
+def start_postgres(durable: bool = False) -> Postgres:
+    """A throw-away PostgreSQL 15 (PostGIS available) in a temporary directory, loopback only.
+    Tests trade durability for speed (no fsync); ``durable`` keeps PostgreSQL's defaults, as a
+    deployment would (the benches)."""
     if not (PG_BIN / "initdb").exists():
         raise RuntimeError("PostgreSQL 15 is not installed: apt-get install postgresql postgresql-15-postgis-3")
     directory = Path(tempfile.mkdtemp(prefix="cog-assets-pg-"))
@@ -146,10 +148,9 @@ def start_postgres() -> Postgres:
     port = free_port()
     run = lambda args: subprocess.run(_as_postgres_user(args), check=True, capture_output=True, timeout=120)  # noqa: E731
     run([str(PG_BIN / "initdb"), "-D", str(directory / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
-    options = (
-        f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
+    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     run([str(PG_BIN / "pg_ctl"), "-D", str(directory / "data"), "-l", str(directory / "postgres.log"), "-w", "-o", options, "start"])
     return Postgres(directory, port)
 
