@@ -21,11 +21,12 @@ from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.partitions import PartitionStrategy
 from cog_assets.defs.withdraw import WITHDRAW_TAG
 from cog_assets.processing.revisions import staged_revisions
-from cog_assets.sources.cmr.client import (
+from cog_assets.sources.cmr.client import CmrClient, CmrError
+from cog_assets.sources.cmr.deletions import (
     DELETIONS_LOOKBACK_LIMIT,
-    CmrClient,
-    CmrError,
     DeletedGranule,
+    collection_concept_id,
+    deleted_granules,
 )
 from cog_assets.sources.cmr.harvest import HarvestCursor
 from cog_assets.sources.plan import CLOCK_TOLERANCE, plan_deletions
@@ -116,10 +117,10 @@ def deletion_requests(
         )
         since = now - DELETIONS_LOOKBACK_LIMIT
     try:
-        collection_id = cursor.collection_id or cmr.collection_concept_id(dataset.cmr)
+        collection_id = cursor.collection_id or collection_concept_id(cmr, dataset.cmr)
         # CMR's clock is not ours and some date forms drop milliseconds: look a little earlier
         # (what was carried out already is recognised and skipped)
-        entries = cmr.deleted_granules(dataset.cmr, since - CLOCK_TOLERANCE, collection_id)
+        entries = deleted_granules(cmr, dataset.cmr, since - CLOCK_TOLERANCE, collection_id)
     except CmrError as exc:
         context.log.warning(f"{dataset.id}: could not list CMR deletions, retrying next tick: {exc}")
         return [], cursor

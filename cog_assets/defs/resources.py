@@ -21,7 +21,6 @@ from cog_assets.sources.earthdata import EARTHDATA_HOST_SUFFIXES, EarthdataDownl
 from cog_assets.stac.api import StacApi
 from cog_assets.store.archive import Archive
 
-
 # the secrets the code reads (AWS credentials are boto3's: a task role in production)
 SECRET_VARIABLES = ("EARTHDATA_TOKEN", "COG_ASSETS_STAC_API_TOKEN")
 

@@ -21,7 +21,9 @@ from typing import Any
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.formats import cog as cogs
+from cog_assets.formats.cog import CogInfo
 from cog_assets.formats.readers import read_granule
+from cog_assets.formats.thumbnail import render_png, render_preview
 from cog_assets.processing import revisions
 from cog_assets.sources.cmr.client import CmrClient, CmrError, missing_granule
 from cog_assets.sources.cmr.records import GranuleRecord
@@ -30,14 +32,12 @@ from cog_assets.stac import items as stac
 from cog_assets.stac import publishing
 from cog_assets.stac.api import Decision, DuplicateItemError, StacApi, StacApiError
 from cog_assets.store.archive import Archive
-from cog_assets.formats.cog import CogInfo
-from cog_assets.formats.thumbnail import render_png, render_preview
 from cog_assets.store.layout import (
-    thumbnail_key,
     COG_MEDIA_TYPE,
     cog_key,
     granule_key,
     staged_record_key,
+    thumbnail_key,
 )
 from cog_assets.store.objects import StorageError, StoredObject, sha256_of
 

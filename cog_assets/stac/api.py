@@ -20,11 +20,10 @@ from dagster import ConfigurableResource
 from pydantic import Field, field_validator
 
 from cog_assets import tokens
-
 from cog_assets.dataset import DuplicatePolicy
-from cog_assets.stac.footprint import union_bbox
 from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
 from cog_assets.sources.cmr.client import USER_AGENT
+from cog_assets.stac.footprint import union_bbox
 
 REVISION_PROPERTY = "cmr:revision_id"
 Outcome = Literal["created", "replaced", "skipped"]

@@ -19,8 +19,7 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Stat
 from cog_assets.dataset import DatasetConfig
 from cog_assets.formats.cog import CogInfo
 from cog_assets.sources.cmr.records import GranuleRecord
-from cog_assets.stac import footprint
-from cog_assets.stac import catalog
+from cog_assets.stac import catalog, footprint
 from cog_assets.store.layout import COG_MEDIA_TYPE
 
 COG_ASSET = "cog_default"
@@ -35,6 +34,28 @@ def _multihash_sha256(hex_digest: str) -> str:
 def granule_footprint(record: GranuleRecord, cog_bounds: footprint.Bbox) -> footprint.Footprint:
     """CMR's footprint of the granule; the COG's bounds when CMR gives none."""
     return record.footprint() or footprint.from_bbox(cog_bounds)
+
+
+def _describe_cog(asset: pystac.Asset, cog: CogInfo, units: str | None) -> None:
+    """projection, raster (statistics as computed when the COG was written) and file fields."""
+    projection = ProjectionExtension.ext(asset)
+    projection.shape = list(cog.shape)
+    projection.transform = cog.transform
+    projection.bbox = list(cog.bounds)
+    stats = None
+    if cog.statistics["valid_pixels"]:
+        stats = Statistics.create(
+            minimum=cog.statistics["minimum"],
+            maximum=cog.statistics["maximum"],
+            mean=cog.statistics["mean"],
+            valid_percent=round(100.0 * float(cog.statistics["valid_fraction"]), 4),
+        )
+    RasterExtension.ext(asset, add_if_missing=True).bands = [
+        RasterBand.create(nodata=cog.nodata, data_type=DataType.FLOAT32, unit=units, statistics=stats)
+    ]
+    file_ext = FileExtension.ext(asset, add_if_missing=True)
+    file_ext.size = cog.size
+    file_ext.checksum = _multihash_sha256(cog.sha256)
 
 
 def cmr_record_url(cmr_url: str, record: GranuleRecord) -> str:
@@ -80,27 +101,8 @@ def build_item(
     )
     item.add_asset(COG_ASSET, asset)
 
-    projection = ProjectionExtension.ext(item, add_if_missing=True)
-    projection.code = "EPSG:4326"
-    proj_asset = ProjectionExtension.ext(asset)
-    proj_asset.shape = list(cog.shape)
-    proj_asset.transform = cog.transform
-    proj_asset.bbox = list(bounds)
-
-    stats = None
-    if cog.statistics["valid_pixels"]:
-        stats = Statistics.create(
-            minimum=cog.statistics["minimum"],
-            maximum=cog.statistics["maximum"],
-            mean=cog.statistics["mean"],
-            valid_percent=round(100.0 * float(cog.statistics["valid_fraction"]), 4),
-        )
-    RasterExtension.ext(asset, add_if_missing=True).bands = [
-        RasterBand.create(nodata=cog.nodata, data_type=DataType.FLOAT32, unit=dataset.reader.units, statistics=stats)
-    ]
-    file_ext = FileExtension.ext(asset, add_if_missing=True)
-    file_ext.size = cog.size
-    file_ext.checksum = _multihash_sha256(cog.sha256)
+    ProjectionExtension.ext(item, add_if_missing=True).code = "EPSG:4326"
+    _describe_cog(asset, cog, dataset.reader.units)
     if thumbnail_uri:
         item.add_asset(THUMBNAIL_ASSET, pystac.Asset(href=thumbnail_uri, media_type=pystac.MediaType.PNG,
                                                      roles=["thumbnail"], title="Preview"))
