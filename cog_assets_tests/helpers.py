@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from dagster import (
+    Definitions,
     AssetKey,
     AssetSelection,
     DagsterInstance,
@@ -254,10 +255,10 @@ class Platform:
                 ))
             elif request.job_name == self.defs.collection_job.name:
                 outcomes.append(materialize([self.built.stac_collection], resources=self.resources(), instance=self.instance))
-            else:
-                outcomes.append(materialize(
-                    [self.built.chain], partition_key=request.partition_key, resources=self.resources(),
-                    instance=self.instance, tags=tags, raise_on_error=False,
+            else:  # the sensor's own job, so its runs can be found by job name (retries)
+                defs = Definitions(assets=[self.built.chain], jobs=[self.defs.chain_job], resources=self.resources())
+                outcomes.append(defs.resolve_job_def(request.job_name).execute_in_process(
+                    partition_key=request.partition_key, instance=self.instance, tags=tags, raise_on_error=False,
                 ))
         return outcomes
 

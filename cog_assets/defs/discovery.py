@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from dagster import (
     AssetKey,
@@ -59,6 +59,12 @@ class PartitionState:
             self._by_concept = {self.strategy.concept_of(key): key for key in self.keys()}
         return self._by_concept
 
+    def exists(self, key: str) -> bool:
+        """Whether the partition is (still) there."""
+        if self.strategy.by_day:
+            return self.strategy.partitions_def.has_partition_key(key)
+        return key in self.by_concept().values() if self._by_concept is not None else key in set(self.keys())
+
     def is_processed(self, key: str) -> bool:
         if self._processed is None:
             self._processed = set(self.instance.get_materialized_partitions(self.item_key))
@@ -83,12 +89,16 @@ def _in_flight(instance: DagsterInstance, job_name: str) -> set[str]:
 
 
 def _pending(dataset: DatasetConfig, strategy: PartitionStrategy, archive: Archive, state: PartitionState,
-             log: Callable[[str], None]) -> Callable[[str], bool]:
-    """Whether a deleted granule still has anything here: a partition, or stored objects."""
-    def pending(concept_id: str) -> bool:
-        if not strategy.by_day and concept_id in state.by_concept():
-            return True
+             relisted: set[str], log: Callable[[str], None]) -> Callable[[DeletedGranule], bool]:
+    """Whether a deleted granule still has anything here (a partition, stored objects), and
+    CMR does not list it again (a granule re-ingested after its deletion is not withdrawn)."""
+    def pending(entry: DeletedGranule) -> bool:
+        concept_id = entry.concept_id
+        if concept_id in relisted:
+            return False
         try:
+            if not strategy.by_day and concept_id in state.by_concept():
+                return True
             return archive.has_record(dataset.id, concept_id) or bool(staged_revisions(archive, dataset.id, concept_id))
         except StorageError as exc:  # unknown: keep it pending, never let the watermark pass it
             log(f"{dataset.id}: could not check granule {concept_id} in storage ({exc}); it stays pending")
@@ -106,27 +116,34 @@ def deletion_requests(
     state: PartitionState,
     cursor: HarvestCursor,
     withdraw_job: JobDefinition,
+    lookback: timedelta,
 ) -> tuple[list[RunRequest], HarvestCursor]:
     """Withdraw runs for the collection's granules CMR deleted since the cursor's watermark."""
     now = datetime.now(timezone.utc)
     since = cursor.deleted_since or cursor.started or now
-    if since < now - DELETIONS_LOOKBACK_LIMIT:
+    # CMR's clock is not ours and some date forms drop milliseconds: look a little earlier (what
+    # was carried out is recognised and skipped); CMR refuses anything more than a year back
+    oldest = now - DELETIONS_LOOKBACK_LIMIT + timedelta(hours=1)
+    query_from = max(since - CLOCK_TOLERANCE, oldest)
+    if since - CLOCK_TOLERANCE < oldest:
         context.log.warning(
-            f"{dataset.id}: deletions older than a year cannot be listed by CMR; looking from "
-            f"{now - DELETIONS_LOOKBACK_LIMIT:%Y-%m-%d} (run the reconciliation check to find stale items)"
+            f"{dataset.id}: CMR lists deletions one year back at most; looking from {oldest:%Y-%m-%d} "
+            "(the in_step_with_cmr check reports any item CMR no longer lists)"
         )
-        since = now - DELETIONS_LOOKBACK_LIMIT
     try:
         collection_id = cursor.collection_id or collection_concept_id(cmr, dataset.cmr)
-        # CMR's clock is not ours and some date forms drop milliseconds: look a little earlier
-        # (what was carried out already is recognised and skipped)
-        entries = deleted_granules(cmr, dataset.cmr, since - CLOCK_TOLERANCE, collection_id)
+        entries = deleted_granules(cmr, dataset.cmr, query_from, collection_id)
     except CmrError as exc:
         context.log.warning(f"{dataset.id}: could not list CMR deletions, retrying next tick: {exc}")
         return [], cursor
-    pending = _pending(dataset, strategy, archive, state, context.log.warning)
+    try:  # a deletion CMR lists again was undone by a re-ingest (dates alone cannot tell: forms drop ms)
+        relisted = set(cmr.granules(dataset.cmr, sorted({e.concept_id for e in entries[:DELETIONS_CHECKED_PER_TICK]})))
+    except CmrError as exc:
+        context.log.warning(f"{dataset.id}: could not check CMR deletions against CMR, retrying next tick: {exc}")
+        return [], cursor
+    pending = _pending(dataset, strategy, archive, state, relisted, context.log.warning)
     in_flight = _in_flight(context.instance, withdraw_job.name) if entries else set()
-    plan = plan_deletions(entries, pending, in_flight, since, DELETIONS_CHECKED_PER_TICK)
+    plan = plan_deletions(entries, pending, in_flight, now - lookback, DELETIONS_CHECKED_PER_TICK)
     keys = {} if strategy.by_day or not plan.withdraw else state.by_concept()
     requests = [
         _withdraw_request(dataset, withdraw_job, batch, keys)

@@ -6,12 +6,16 @@ asset's Checks tab): which stored items the API lacks and which API items storag
 empty API from storage).
 """
 
+from datetime import datetime, timedelta
+
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetKey,
     Config,
+    DagsterInstance,
     JobDefinition,
     MetadataValue,
     OpExecutionContext,
@@ -24,6 +28,7 @@ from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.assets import STAC_API_POOL
 from cog_assets.processing import invariant
 from cog_assets.sources.cmr.client import CmrClient
+from cog_assets.sources.cmr.harvest import HarvestCursor
 from cog_assets.stac import publishing
 from cog_assets.stac.api import StacApi
 from cog_assets.store.archive import Archive
@@ -39,6 +44,19 @@ class RepublishConfig(Config):
     """Also delete API items that storage does not hold."""
 
 
+def _sensor_started(instance: DagsterInstance, name: str) -> datetime | None:
+    """When the dataset's sensor was first switched on (its cursor), if it ever ticked."""
+    try:
+        states = instance.all_instigator_state()
+    except Exception:  # noqa: BLE001 (dagster's CheckError is private) an instance without schedule storage (ephemeral) has no sensor state
+        return None
+    for state in states:
+        cursor = getattr(state.instigator_data, "cursor", None)
+        if state.instigator_name == name and cursor:
+            return HarvestCursor.from_json(cursor).started
+    return None
+
+
 def build_invariant_check(dataset: DatasetConfig, collection_key: AssetKey) -> AssetChecksDefinition:
     @asset_check(
         asset=collection_key,
@@ -49,8 +67,10 @@ def build_invariant_check(dataset: DatasetConfig, collection_key: AssetKey) -> A
         f"lists CMR's collection; hashes {invariant.SAMPLE} COGs at random.",
         blocking=False,
     )
-    def in_step(cmr: CmrClient, archive: Archive, stac_api: StacApi) -> AssetCheckResult:
-        report = invariant.check(cmr, archive, stac_api, dataset)
+    def in_step(context: AssetCheckExecutionContext, cmr: CmrClient, archive: Archive, stac_api: StacApi) -> AssetCheckResult:
+        grace = invariant.GRACE + 3 * timedelta(seconds=dataset.sensor.minimum_interval_seconds)
+        started = _sensor_started(context.instance, f"{dataset.id}_cmr_sensor")
+        report = invariant.check(cmr, archive, stac_api, dataset, published_since=started, grace=grace)
         return AssetCheckResult(
             passed=report.holds,
             severity=AssetCheckSeverity.ERROR,

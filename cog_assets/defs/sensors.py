@@ -9,6 +9,7 @@ withdraw runs for CMR deletions. Nothing here decides; nothing here writes data.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -34,6 +35,7 @@ from cog_assets.dataset import DatasetConfig
 AssetJob = Any  # what define_asset_job returns (not exported by dagster)
 from cog_assets.defs.assets import DatasetAssets
 from cog_assets.defs.discovery import PartitionState, deletion_requests
+from cog_assets.defs.retries import MAX_ATTEMPTS, retry_requests
 from cog_assets.sources.cmr.client import CmrClient, CmrError
 from cog_assets.sources.cmr.harvest import Budget, HarvestCursor, harvest, recent_window
 from cog_assets.sources.plan import plan_granules, ranges
@@ -104,13 +106,33 @@ def build_cmr_sensor(
         )
         if strategy.by_day and not records:
             plan.add = []
-        withdrawals, next_cursor = deletion_requests(context, dataset, strategy, cmr, archive, state, result.cursor, withdraw_job)
+        withdrawals, next_cursor = deletion_requests(
+            context, dataset, strategy, cmr, archive, state, result.cursor, withdraw_job, budget.lookback
+        )
         run_requests = _chain_requests(dataset, strategy, state, plan, chain_job)
+        orders: list = []  # the partition order is read only if a run failed
+
+        def order(key: str) -> int:
+            if not orders:
+                orders.append(state.order(plan.add, plan.delete))
+            return orders[0](key)
+
+        retries, retried_until, given_up = retry_requests(
+            context.instance, chain_job.name, next_cursor.retried_until, state.exists, order, dataset.partitions_per_run,
+        )
+        run_requests += retries
+        next_cursor = replace(next_cursor, retried_until=retried_until)
+        if given_up:
+            context.log.warning(
+                f"{dataset.id}: {len(given_up)} partitions failed {MAX_ATTEMPTS} times and are not retried "
+                f"automatically (their cause is on each partition's page): {given_up[:10]}"
+            )
         if run_requests and context.instance.get_latest_materialization_event(built.stac_collection.key) is None:
             run_requests.insert(0, RunRequest(run_key="collection", job_name=collection_job.name))
         context.log.info(
             f"{dataset.id} ({result.phase}): {len(result.records)} new revisions in {result.pages} pages; "
-            f"{plan.summary()}; {len(withdrawals)} withdraw runs; {'caught up' if result.complete else 'more next tick'}"
+            f"{plan.summary()}; {len(retries)} retry runs; {len(withdrawals)} withdraw runs; "
+            f"{'caught up' if result.complete else 'more next tick'}"
         )
         requests = []
         if plan.add and not strategy.by_day:

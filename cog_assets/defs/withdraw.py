@@ -14,6 +14,7 @@ from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.partitions import PartitionStrategy
 from cog_assets.processing import revisions
 from cog_assets.processing.days import day_of, remove_from_manifest
+from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.stac.api import StacApi, StacApiError
 from cog_assets.store.archive import Archive
 from cog_assets.store.objects import StorageError
@@ -41,12 +42,14 @@ def withdraw_job_name(dataset: DatasetConfig) -> str:
 
 
 def _withdraw_one(context: OpExecutionContext, dataset: DatasetConfig, strategy: PartitionStrategy,
-                  archive: Archive, stac_api: StacApi, entry: Deletion) -> str:
+                  archive: Archive, stac_api: StacApi, entry: Deletion, relisted: set[str]) -> str:
+    if entry.concept_id in relisted:
+        return f"granule {entry.concept_id} is listed by CMR again (re-ingested after its deletion): kept"
     live = archive.read_record(dataset.id, entry.concept_id)
     deletion = {k: v for k, v in entry.model_dump().items() if k != "partition_key"}
-    removed = revisions.withdraw(archive, stac_api, dataset, entry.concept_id, deletion)
     if strategy.by_day and live is not None and (day := day_of(live)):
-        remove_from_manifest(archive, dataset.id, day, entry.concept_id)
+        remove_from_manifest(archive, dataset.id, day, entry.concept_id)  # first: never a dangling entry
+    removed = revisions.withdraw(archive, stac_api, dataset, entry.concept_id, deletion)
     if entry.partition_key and not strategy.by_day:
         name = dataset.partitions_name
         if context.instance.has_dynamic_partition(name, entry.partition_key):
@@ -60,11 +63,14 @@ def build_withdraw_job(dataset: DatasetConfig, strategy: PartitionStrategy) -> J
         description="Withdraw granules CMR deleted: STAC API item, stored objects, partition.",
         pool=STAC_API_POOL,
     )
-    def withdraw_granules(context: OpExecutionContext, config: WithdrawConfig, archive: Archive, stac_api: StacApi) -> None:
+    def withdraw_granules(
+        context: OpExecutionContext, config: WithdrawConfig, cmr: CmrClient, archive: Archive, stac_api: StacApi
+    ) -> None:
         failures = []
+        relisted = set(cmr.granules(dataset.cmr, [g.concept_id for g in config.granules]))  # checked when run
         for entry in config.granules:
             try:
-                context.log.info(_withdraw_one(context, dataset, strategy, archive, stac_api, entry))
+                context.log.info(_withdraw_one(context, dataset, strategy, archive, stac_api, entry, relisted))
             except (StacApiError, StorageError) as exc:
                 failures.append(f"granule {entry.concept_id}: {type(exc).__name__}: {exc}")
                 context.log.error(failures[-1])

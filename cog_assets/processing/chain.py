@@ -247,6 +247,7 @@ def publish_if_current(svc: Services, record: GranuleRecord) -> str | None:
     except StorageError:
         return None
     decision = publishing.plan_item(svc.stac_api, svc.dataset, live.item_id, live.revision_id)
+    decision = decision.keeping(stored) if decision else None
     published = publishing.publish_item(svc.stac_api, svc.dataset, stored, decision) if decision else "not configured"
     revisions.clean_up(svc.archive, svc.stac_api, svc.dataset, live, stored)
     return published

@@ -14,18 +14,20 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.sources.cmr.records import GranuleRecord
-from cog_assets.stac.api import StacApi
+from cog_assets.stac.api import StacApi, asset_refs
 from cog_assets.stac.items import COG_ASSET
 from cog_assets.store.archive import Archive
-from cog_assets.store.layout import RECORD_FILE, revision_of
+from cog_assets.store.layout import revision_of
 from cog_assets.store.objects import ListedObject, Storage
 
 SAMPLE = 20
+GRACE = timedelta(hours=1)  # time CMR's newest granules get to be picked up and processed
 
 
 @dataclass
@@ -80,9 +82,12 @@ def _granule_objects(listed: Iterable[ListedObject], dataset_id: str) -> dict[st
     return found
 
 
-def check(cmr: CmrClient, archive: Archive, api: StacApi, dataset: DatasetConfig, hash_all: bool = False) -> InvariantReport:
+def check(cmr: CmrClient, archive: Archive, api: StacApi, dataset: DatasetConfig, hash_all: bool = False,
+          published_since: datetime | None = None, grace: timedelta = GRACE) -> InvariantReport:
     """Compare CMR, storage and the STAC API (reads every stored item; hashes a sample of COGs,
-    or all of them with ``hash_all``)."""
+    or all of them with ``hash_all``). With ``published_since`` (when the sensor was switched
+    on), a granule CMR published after it and more than ``grace`` ago that has no item is a
+    violation, not history awaiting a backfill."""
     ds, storage, report = dataset.id, archive.storage, InvariantReport()
     live = {r.concept_id: r for page in cmr.iter_pages(dataset.cmr) for r in page.records}
     report.live_in_cmr = len(live)
@@ -107,10 +112,13 @@ def check(cmr: CmrClient, archive: Archive, api: StacApi, dataset: DatasetConfig
                 report.pending_objects += len(keys)
             else:
                 report.add("objects of a deleted granule left", f"{concept_id}: {keys[:3]}")
-    for concept_id in live:
+    overdue = datetime.now(timezone.utc) - grace
+    for concept_id, record in live.items():
         if concept_id not in by_concept:
             if storage.exists(f"{ds}/cmr/{concept_id}.json"):
                 report.add("live granules whose item is missing", concept_id)
+            elif published_since is not None and published_since <= record.revised < overdue:
+                report.add("granules published since the sensor was switched on, not processed", concept_id)
             else:
                 report.awaiting_processing += 1
     _hash_cogs(report, archive, to_hash if hash_all else random.sample(to_hash, min(SAMPLE, len(to_hash))))
@@ -137,8 +145,8 @@ def _check_item(report: InvariantReport, item: dict[str, Any], record: GranuleRe
     else:
         to_hash.append((key, checksum))
     assets = {storage.key_of(a.get("href", "")) for a in item["assets"].values()}
-    wanted = assets | {f"{ds}/granules/{concept_id}/r{revision}/{RECORD_FILE}",
-                       f"{ds}/granules/{concept_id}/r{revision}/{record.file_name}"}
+    own = f"{ds}/granules/{concept_id}/r{revision}/"  # the item's own revision's file and record
+    wanted = assets | {k for keys in revisions.values() for k in keys if k.startswith(own)}
     for rev, keys in revisions.items():
         stray = [k for k in keys if k not in wanted]
         if rev > (revision or 0):
@@ -171,8 +179,7 @@ def _check_api(report: InvariantReport, api: StacApi, ds: str, stored: dict[str,
     for item_id in sorted(published.keys() - stored.keys()):
         report.add("STAC API items not in storage", item_id)
     for item_id in sorted(stored.keys() & published.keys()):
-        mine, theirs = stored[item_id], published[item_id]
-        if mine["assets"][COG_ASSET].get("file:checksum") != theirs["assets"].get(COG_ASSET, {}).get("file:checksum"):
+        if asset_refs(stored[item_id]) != asset_refs(published[item_id]):  # hrefs and checksums
             report.add("STAC API items differing from storage", item_id)
     for concept_id, ids in per_concept.items():
         if len(ids) > 1:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Discovered(Protocol):
@@ -125,18 +125,19 @@ class DeletionPlan:
 
 
 def plan_deletions(
-    entries: Sequence, is_pending: Callable[[str], bool], in_flight: set[str], since: datetime | None, budget: int
+    entries: Sequence, is_pending: Callable[[Any], bool], in_flight: set[str], window_start: datetime, budget: int
 ) -> DeletionPlan:
     """Which CMR deletions to withdraw (at most ``budget`` checked per tick). The next tick
     looks from the oldest one still pending, so the watermark never passes a deletion that
-    has not been carried out."""
-    plan = DeletionPlan(since=since)
+    has not been carried out; with none pending, from ``window_start`` (the lookback behind
+    this read: CMR indexes deletions asynchronously too)."""
+    plan = DeletionPlan(since=window_start)
     first_pending: datetime | None = None
     for n, entry in enumerate(entries):
         if n == budget:
             first_pending = first_pending or entry.deleted_at
             break
-        if not is_pending(entry.concept_id):
+        if not is_pending(entry):
             plan.done += 1
         else:
             first_pending = first_pending or entry.deleted_at
@@ -145,7 +146,5 @@ def plan_deletions(
             elif entry.concept_id not in {e.concept_id for e in plan.withdraw}:
                 plan.withdraw.append(entry)
     if first_pending is not None:
-        plan.since = first_pending
-    elif entries:
-        plan.since = max(e.deleted_at for e in entries)
+        plan.since = min(first_pending, window_start)
     return plan

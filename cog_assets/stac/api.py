@@ -43,6 +43,21 @@ class Decision:
 
     action: Literal["create", "replace", "skip"]
     reason: str
+    held: dict[str, Any] | None = None  # the item the API holds, if any
+
+    def keeping(self, item: dict[str, Any]) -> "Decision":
+        """A skip must not leave the API pointing at objects the new item no longer keeps (a
+        re-run of the same revision with new bytes, or a revision of identical content under a
+        new prefix): those are removed once the item switches, so replace instead."""
+        if self.action == "skip" and asset_refs(self.held) != asset_refs(item):
+            return Decision("replace", "the STAC API's item points at objects this revision replaced", self.held)
+        return self
+
+
+def asset_refs(item: dict[str, Any] | None) -> dict[str, tuple[Any, Any]]:
+    """Each asset's href and checksum: what an item points at."""
+    assets = (item or {}).get("assets", {})
+    return {name: (a.get("href"), a.get("file:checksum")) for name, a in assets.items()}
 
 
 def decide(policy: DuplicatePolicy, item_id: str, new_revision: int, existing: dict[str, Any] | None) -> Decision:
@@ -69,7 +84,7 @@ def decide(policy: DuplicatePolicy, item_id: str, new_revision: int, existing: d
             "stac.duplicates policy for that case is 'error'; delete the item from the API or "
             "change the policy to 'skip' or 'replace'"
         )
-    return Decision("replace" if rule == "replace" else "skip", f"already published with {which}")
+    return Decision("replace" if rule == "replace" else "skip", f"already published with {which}", existing)
 
 
 def _message(response: httpx.Response) -> str:
