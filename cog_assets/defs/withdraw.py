@@ -1,4 +1,6 @@
-"""``<dataset>_withdraw``: the job that carries out CMR deletions, requested by the sensor.
+"""``<dataset>_withdraw``: the job that carries out deletions at the source (CMR's deleted
+granules, objects gone from a bucket prefix), requested by the dataset's sensor, and the run
+requests that start it (one shape for every source).
 
 Withdrawing a granule (STAC API, storage, tombstone; its partition for datasets partitioned by
 granule, its day manifest entry for datasets partitioned by day) runs as a Dagster run, so it
@@ -8,7 +10,21 @@ them again on a later tick (its deletion watermark waits for them).
 """
 
 
-from dagster import Config, Failure, JobDefinition, OpExecutionContext, job, op
+from collections.abc import Sequence
+from typing import Any
+
+from dagster import (
+    Config,
+    DagsterInstance,
+    DagsterRunStatus,
+    Failure,
+    JobDefinition,
+    OpExecutionContext,
+    RunRequest,
+    RunsFilter,
+    job,
+    op,
+)
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.partitions import PartitionStrategy
@@ -19,11 +35,14 @@ from cog_assets.store.archive import Archive
 from cog_assets.store.objects import StorageError
 
 WITHDRAW_TAG = "cog_assets/withdraw"
+WITHDRAWALS_PER_RUN = 50
+_IN_FLIGHT = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 STAC_API_POOL = "stac_api"
 
 
 class Deletion(Config):
-    """One entry of CMR's deleted-granules list."""
+    """One granule deleted at the source (for CMR: an entry of its deleted-granules list; for a
+    bucket: the object's URL as ``granule_ur`` and when the sensor found it gone)."""
 
     concept_id: str
     revision_date: str
@@ -40,6 +59,41 @@ def withdraw_job_name(dataset: DatasetConfig) -> str:
     return f"{dataset.id}_withdraw"
 
 
+def sensor_name(dataset: DatasetConfig) -> str:
+    """``<dataset>_cmr_sensor``, ``<dataset>_s3_sensor``: the discovery sensor of the dataset's source."""
+    return f"{dataset.id}_{dataset.source.kind}_sensor"
+
+
+def withdraw_requests(dataset: DatasetConfig, job: JobDefinition, entries: Sequence[Any],
+                      keys: dict[str, str]) -> list[RunRequest]:
+    """Withdraw runs for deleted granules (``DeletedGranule``-like entries: concept_id,
+    revision_date, granule_ur, parent_collection_id), ``WITHDRAWALS_PER_RUN`` per run; ``keys``
+    maps ids to their partitions (by granule) so the runs delete those too."""
+    requests = []
+    for first in range(0, len(entries), WITHDRAWALS_PER_RUN):
+        batch = entries[first : first + WITHDRAWALS_PER_RUN]
+        granules = [
+            {"concept_id": e.concept_id, "revision_date": e.revision_date, "granule_ur": e.granule_ur,
+             "parent_collection_id": e.parent_collection_id, "partition_key": keys.get(e.concept_id)}
+            for e in batch
+        ]
+        requests.append(RunRequest(
+            job_name=job.name,
+            run_config={"ops": {f"{dataset.id}_withdraw_granules": {"config": {"granules": granules}}}},
+            tags={WITHDRAW_TAG: dataset.id, "cog_assets/granules": str(len(batch))},
+        ))
+    return requests
+
+
+def in_flight(instance: DagsterInstance, job_name: str) -> set[str]:
+    """Granules a queued or running withdraw run is already taking care of."""
+    granules: set[str] = set()
+    for run in instance.get_runs(RunsFilter(job_name=job_name, statuses=_IN_FLIGHT)):
+        for op in run.run_config.get("ops", {}).values():
+            granules |= {g["concept_id"] for g in op.get("config", {}).get("granules", [])}
+    return granules
+
+
 def _withdraw_one(context: OpExecutionContext, dataset: DatasetConfig, strategy: PartitionStrategy,
                   archive: Archive, stac_api: StacApi, entry: Deletion) -> str:
     live = archive.read_record(dataset.id, entry.concept_id)
@@ -51,7 +105,9 @@ def _withdraw_one(context: OpExecutionContext, dataset: DatasetConfig, strategy:
         name = dataset.partitions_name
         if context.instance.has_dynamic_partition(name, entry.partition_key):
             context.instance.delete_dynamic_partition(name, entry.partition_key)
-    return f"granule {entry.concept_id} (deleted from CMR at {entry.revision_date}): STAC item withdrawn, {len(removed)} stored objects removed"
+    where = "CMR" if dataset.source.kind == "cmr" else "the source"
+    return (f"granule {entry.concept_id} (deleted from {where} at {entry.revision_date}): STAC item withdrawn, "
+            f"{len(removed)} stored objects removed")
 
 
 def build_withdraw_job(dataset: DatasetConfig, strategy: PartitionStrategy) -> JobDefinition:
@@ -76,7 +132,7 @@ def build_withdraw_job(dataset: DatasetConfig, strategy: PartitionStrategy) -> J
 
     @job(
         name=withdraw_job_name(dataset),
-        description=f"Withdraw {dataset.id} granules that CMR deleted (requested by {dataset.id}_cmr_sensor).",
+        description=f"Withdraw {dataset.id} granules deleted at the source (requested by {sensor_name(dataset)}).",
         tags={WITHDRAW_TAG: dataset.id},
     )
     def withdraw_job() -> None:
