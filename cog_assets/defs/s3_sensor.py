@@ -22,7 +22,7 @@ from cog_assets.defs.withdraw import in_flight, sensor_name, withdraw_requests
 from cog_assets.sources.cmr.client import DeletedGranule
 from cog_assets.sources.cmr.records import GranuleRecord, cmr_time
 from cog_assets.sources.plan import plan_granules, why_run
-from cog_assets.sources.s3.bucket import SourceError, open_bucket
+from cog_assets.sources.s3.bucket import PAGE_SIZE, SourceError, open_bucket
 from cog_assets.sources.s3.config import S3Source
 from cog_assets.sources.s3.discover import ListingBudget, ListingCursor, list_tick, utc_now
 from cog_assets.store.archive import Archive
@@ -37,7 +37,8 @@ def build_s3_sensor(dataset: DatasetConfig, built: DatasetAssets, jobs: SensorJo
     source = dataset.source
     assert isinstance(source, S3Source)
     budget = ListingBudget(policy.max_granules_per_tick, policy.max_seconds_per_tick,
-                           timedelta(minutes=policy.lookback_minutes), timedelta(minutes=policy.relist_minutes))
+                           timedelta(minutes=policy.lookback_minutes), timedelta(minutes=policy.relist_minutes),
+                           page_size=min(PAGE_SIZE, policy.max_granules_per_tick))  # a tick never lists past its budget
 
     @sensor(
         name=sensor_name(dataset),
@@ -72,7 +73,7 @@ def build_s3_sensor(dataset: DatasetConfig, built: DatasetAssets, jobs: SensorJo
         records, unchanged = _revisions(archive, dataset, state, listing.records)
         assert listing.cursor.started is not None
         plan = plan_granules(records, strategy.key_for, state.by_concept() if records else {},
-                             state.is_processed, listing.cursor.started, now, policy.auto_run_days)
+                             state.is_processed, listing.cursor.started, now, policy.auto_run_days, listing.published)
         withdrawals = _withdrawals(context, dataset, state, jobs, listing.deleted, now)
         report = listing.summary() + (f"; {unchanged} re-uploaded with the same ETag (not a revision)" if unchanged else "")
         decision = Decision(plan, listing.cursor.to_json(), withdrawals, report)

@@ -9,7 +9,7 @@ convention). Validated when the definitions load, like the rest of the file.
 from __future__ import annotations
 
 import re
-from functools import cached_property
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
@@ -18,6 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from cog_assets.sources.s3.pattern import DateRange, NamePattern, check_pattern
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@lru_cache(maxsize=64)
+def _names(pattern: str, datetime_range: DateRange | None) -> NamePattern:
+    """Compiled once per pattern (a listing asks for every object), not cached on the model,
+    so a copy with another pattern never sees a stale one."""
+    return NamePattern.of(pattern, datetime_range)
 
 
 class S3Source(BaseModel):
@@ -69,9 +76,9 @@ class S3Source(BaseModel):
         path = unquote(urlparse(self.url).path)
         return path if self.scheme == "file" else path.lstrip("/")
 
-    @cached_property
+    @property
     def names(self) -> NamePattern:
-        return NamePattern.of(self.pattern, self.datetime_range)
+        return _names(self.pattern, self.datetime_range)
 
     def object_url(self, name: str) -> str:
         return f"{self.url}{name}"

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from cog_assets.sources.cmr.records import GranuleRecord
-from cog_assets.sources.s3.bucket import Bucket, ListedObject
+from cog_assets.sources.s3.bucket import PAGE_SIZE, Bucket, ListedObject
 from cog_assets.sources.s3.config import S3Source
 from cog_assets.sources.s3.objects import Refused, identify, make_record
 
@@ -89,6 +89,7 @@ class ListingBudget:
     seconds: float
     lookback: timedelta
     relist: timedelta
+    page_size: int = PAGE_SIZE
     clock: Callable[[], float] = time.monotonic
 
 
@@ -100,6 +101,9 @@ class Listing:
     cursor: ListingCursor
     records: list[GranuleRecord] = field(default_factory=list)  # new, or overwritten since the watermark
     deleted: list[str] = field(default_factory=list)  # registered stems no longer listed
+    # stems new, or overwritten, since a complete pass looked: published after the switch-on
+    # whatever their LastModified says (a multipart upload's is when it began)
+    published: set[str] = field(default_factory=set)
     listed: int = 0
     pages: int = 0
     matching: int = 0
@@ -149,20 +153,21 @@ def list_tick(
     since a backfill fetches the current revision anyway, and only eligible reports are
     remembered for de-duplication, which keeps the cursor small after a bulk upload.
     """
+    since = cursor.last_pass  # the first complete pass is what was there at the switch-on
     cursor = _start(cursor, budget, now)
     listing = Listing("pass" if cursor.in_pass else "tail", cursor)
     began, after = budget.clock(), (cursor.after if cursor.in_pass else cursor.tail)
     seen: dict[str, str] = {}
     reported, watermark = dict(cursor.reported), cursor.watermark(budget.lookback)
     last, known = after, None
-    for page in bucket.pages(after):
+    for page in bucket.pages(after, budget.page_size):
         listing.pages += 1
         listing.sub_folders += len(page.sub_folders)
         for obj in page.objects:
             listing.listed += 1
             last = obj.name
             known = registered() if known is None else known
-            _classify(listing, source, obj, (seen, cursor.carry, known, reported), eligible, watermark)
+            _classify(listing, source, obj, (seen, cursor.carry, known, reported), eligible, watermark, since)
         listing.complete = not page.more
         if listing.complete or listing.listed >= budget.objects or budget.clock() - began >= budget.seconds:
             break
@@ -175,8 +180,12 @@ def list_tick(
 
 def _classify(listing: Listing, source: S3Source, obj: ListedObject,
               state: tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, int]],
-              eligible: Eligible, watermark: datetime) -> None:
-    """Count one listed object and report it when it is new, or overwritten and due to run."""
+              eligible: Eligible, watermark: datetime, since: datetime | None) -> None:
+    """Count one listed object and report it when it is new, or overwritten and due to run.
+
+    After a complete pass (begun at ``since``), a stem not registered is new since then, and a
+    registered one modified at or after ``since`` and not reported yet was overwritten since
+    then: both are published after the switch-on, whatever the dates say."""
     seen, carry, known, reported = state
     found = identify(source, obj)
     if found is None:
@@ -199,7 +208,9 @@ def _classify(listing: Listing, source: S3Source, obj: ListedObject,
     if key is not None and (obj.modified < watermark or reported.get(stem) == revision):
         return  # registered, and not overwritten since the last pass looked
     record = make_record(source, obj, found)
-    due = eligible(record, key)
+    if since is not None and (key is None or obj.modified >= since):
+        listing.published.add(stem)
+    due = stem in listing.published or eligible(record, key)
     if key is not None and not due:
         return  # an overwrite of history never processed: its backfill fetches the current revision
     if due:
