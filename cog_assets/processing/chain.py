@@ -137,7 +137,7 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
         key = granule_key(ds, record.concept_id, record.revision_id, record.require_file_name())
         attempt.granule_path = svc.archive.storage.local_copy(key, attempt.workdir)
     raster = read_granule(attempt.granule_path, svc.dataset.reader)
-    destination = attempt.workdir / f"{record.item_id}.tif"
+    destination = attempt.workdir / f"{record.item_id}.cog.tif"  # never the granule's own name (x.tif)
     used_as_is = geotiff.use_as_is(attempt.granule_path, svc.dataset.reader, destination)  # a COG already
     if not used_as_is:
         cogs.write_cog(raster, destination)

@@ -131,7 +131,7 @@ def _check_item(report: InvariantReport, item: dict[str, Any], record: GranuleRe
     if record is None:
         report.add("items of granules CMR no longer lists", f"{item['id']} ({concept_id})")
         return
-    if revision != record.revision_id or item["id"] != record.item_id:
+    if not identity.is_current(item["properties"], record) or item["id"] != record.item_id:
         report.add("items behind CMR's revision", f"{item['id']} r{revision}, CMR has {record.item_id} r{record.revision_id}")
     asset = item["assets"].get(COG_ASSET, {})
     key = storage.key_of(asset.get("href", "")) or ""

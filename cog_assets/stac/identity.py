@@ -38,6 +38,14 @@ def revision(properties: dict[str, Any]) -> int | None:
     return next((properties[name] for name in REVISION_PROPERTIES if name in properties), None)
 
 
+def is_current(properties: dict[str, Any], record: GranuleRecord) -> bool:
+    """Whether an item holds the source's current revision: CMR's revision-id; for an object,
+    its ETag (re-uploading the same bytes moves LastModified, not the content)."""
+    if record.source == "cmr":
+        return revision(properties) == record.revision_id
+    return properties.get("cog_assets:source_etag") == record.etag
+
+
 def cmr_record_url(cmr_url: str, record: GranuleRecord) -> str:
     """The granule's CMR record at this revision."""
     return f"{cmr_url.rstrip('/')}/search/concepts/{record.concept_id}/{record.revision_id}.umm_json"
