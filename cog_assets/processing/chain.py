@@ -116,7 +116,8 @@ def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
     record (written last: its presence means the file it names is complete)."""
     ds, record = svc.dataset.id, attempt.record
     file_name = record.require_file_name()
-    attempt.granule_path = svc.source.fetch(record, attempt.workdir)
+    # its own folder: a granule that is a GeoTIFF already has the COG's name (<item>.tif)
+    attempt.granule_path = svc.source.fetch(record, attempt.workdir / "granule")
     key = granule_key(ds, record.concept_id, record.revision_id, file_name)
     stored = svc.archive.storage.put_file(attempt.granule_path, key, granule_media_type(file_name))
     attempt.written.append(key)
@@ -137,7 +138,7 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
         key = granule_key(ds, record.concept_id, record.revision_id, record.require_file_name())
         attempt.granule_path = svc.archive.storage.local_copy(key, attempt.workdir)
     raster = read_granule(attempt.granule_path, svc.dataset.reader)
-    destination = attempt.workdir / f"{record.item_id}.cog.tif"  # never the granule's own name (x.tif)
+    destination = attempt.workdir / f"{record.item_id}.tif"
     used_as_is = geotiff.use_as_is(attempt.granule_path, svc.dataset.reader, destination)  # a COG already
     if not used_as_is:
         cogs.write_cog(raster, destination)
