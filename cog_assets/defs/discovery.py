@@ -20,11 +20,13 @@ from typing import Any
 from dagster import (
     AssetKey,
     DagsterInstance,
+    DefaultSensorStatus,
     JobDefinition,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    sensor,
 )
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -85,6 +87,18 @@ class SensorJobs:
     @property
     def all(self) -> list:
         return [self.chain, self.collection, self.withdraw]
+
+
+def sensor_name(dataset: DatasetConfig) -> str:
+    """``<dataset>_cmr_sensor``, ``<dataset>_s3_sensor``: the discovery sensor of the dataset's source."""
+    return f"{dataset.id}_{dataset.source.kind}_sensor"
+
+
+def discovery_sensor(dataset: DatasetConfig, jobs: SensorJobs, description: str) -> Callable:
+    """The decorator every source's sensor is made with: its name, pace and jobs; off until
+    someone switches it on (its first tick decides what counts as history)."""
+    return sensor(name=sensor_name(dataset), minimum_interval_seconds=dataset.sensor.minimum_interval_seconds,
+                  jobs=jobs.all, default_status=DefaultSensorStatus.STOPPED, description=description)
 
 
 @dataclass

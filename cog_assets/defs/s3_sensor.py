@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
+from dagster import RunRequest, SensorEvaluationContext, SensorResult
 from dagster_aws.s3 import S3Resource
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.assets import DatasetAssets
-from cog_assets.defs.discovery import Decision, PartitionState, SensorJobs, apply
+from cog_assets.defs.discovery import Decision, PartitionState, SensorJobs, apply, discovery_sensor
 from cog_assets.defs.sensors import retry_hint
-from cog_assets.defs.withdraw import in_flight, sensor_name, withdraw_requests
+from cog_assets.defs.withdraw import in_flight, withdraw_requests
 from cog_assets.sources.cmr.client import DeletedGranule
 from cog_assets.sources.cmr.records import GranuleRecord, cmr_time
 from cog_assets.sources.plan import plan_granules, why_run
@@ -40,18 +40,12 @@ def build_s3_sensor(dataset: DatasetConfig, built: DatasetAssets, jobs: SensorJo
                            timedelta(minutes=policy.lookback_minutes), timedelta(minutes=policy.relist_minutes),
                            page_size=min(PAGE_SIZE, policy.max_granules_per_tick))  # a tick never lists past its budget
 
-    @sensor(
-        name=sensor_name(dataset),
-        minimum_interval_seconds=policy.minimum_interval_seconds,
-        jobs=jobs.all,
-        default_status=DefaultSensorStatus.STOPPED,
-        description=(
-            f"Lists {source.url} for objects whose names match {source.pattern!r}; registers each as a "
-            f"partition of {dataset.partitions_name}, processes the ones new or overwritten after the sensor "
-            f"is switched on (and those whose data is within {policy.auto_run_days:g} days), withdraws the "
-            f"ones deleted. A full listing at most every {policy.relist_minutes:g} minutes, new names in between."
-        ),
-    )
+    @discovery_sensor(dataset, jobs, (
+        f"Lists {source.url} for objects whose names match {source.pattern!r}; registers each as a "
+        f"partition of {dataset.partitions_name}, processes the ones new or overwritten after the sensor "
+        f"is switched on (and those whose data is within {policy.auto_run_days:g} days), withdraws the "
+        f"ones deleted. A full listing at most every {policy.relist_minutes:g} minutes, new names in between."
+    ))
     def s3_sensor(context: SensorEvaluationContext, s3: S3Resource, archive: Archive) -> SensorResult:
         now = utc_now()
         cursor = ListingCursor.from_json(context.cursor)

@@ -12,13 +12,21 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
+from dagster import RunRequest, SensorEvaluationContext, SensorResult
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.assets import DatasetAssets
-from cog_assets.defs.discovery import GRANULES_TAG, REVISION_TAG, Decision, PartitionState, SensorJobs, apply
+from cog_assets.defs.discovery import (
+    GRANULES_TAG,
+    REVISION_TAG,
+    Decision,
+    PartitionState,
+    SensorJobs,
+    apply,
+    discovery_sensor,
+)
 from cog_assets.defs.partitions import PartitionStrategy
-from cog_assets.defs.withdraw import in_flight, sensor_name, withdraw_requests
+from cog_assets.defs.withdraw import in_flight, withdraw_requests
 from cog_assets.processing.revisions import staged_revisions
 from cog_assets.sources.cmr.client import DELETIONS_LOOKBACK_LIMIT, CmrClient, CmrError
 from cog_assets.sources.cmr.harvest import Budget, HarvestCursor, harvest, recent_window
@@ -40,18 +48,12 @@ def build_cmr_sensor(dataset: DatasetConfig, built: DatasetAssets, jobs: SensorJ
     policy, strategy, query = dataset.sensor, built.strategy, dataset.query
     budget = Budget(policy.max_granules_per_tick, policy.max_seconds_per_tick, timedelta(minutes=policy.lookback_minutes))
 
-    @sensor(
-        name=sensor_name(dataset),
-        minimum_interval_seconds=policy.minimum_interval_seconds,
-        jobs=jobs.all,
-        default_status=DefaultSensorStatus.STOPPED,
-        description=(
-            f"Polls CMR for {query.short_name} v{query.version} ({query.provider}); "
-            "processes every granule CMR publishes or revises after the sensor is switched on "
-            f"(and granules whose data is within {policy.auto_run_days:g} days), withdraws the ones "
-            "CMR deletes" + ("." if strategy.by_day else f", and registers every granule as a partition of {dataset.partitions_name}.")
-        ),
-    )
+    @discovery_sensor(dataset, jobs, (
+        f"Polls CMR for {query.short_name} v{query.version} ({query.provider}); "
+        "processes every granule CMR publishes or revises after the sensor is switched on "
+        f"(and granules whose data is within {policy.auto_run_days:g} days), withdraws the ones "
+        "CMR deletes" + ("." if strategy.by_day else f", and registers every granule as a partition of {dataset.partitions_name}.")
+    ))
     def cmr_sensor(context: SensorEvaluationContext, cmr: CmrClient, archive: Archive) -> SensorResult:
         now = datetime.now(timezone.utc)
         cursor = HarvestCursor.from_json(context.cursor)

@@ -59,11 +59,6 @@ def withdraw_job_name(dataset: DatasetConfig) -> str:
     return f"{dataset.id}_withdraw"
 
 
-def sensor_name(dataset: DatasetConfig) -> str:
-    """``<dataset>_cmr_sensor``, ``<dataset>_s3_sensor``: the discovery sensor of the dataset's source."""
-    return f"{dataset.id}_{dataset.source.kind}_sensor"
-
-
 def withdraw_requests(dataset: DatasetConfig, job: JobDefinition, entries: Sequence[Any],
                       keys: dict[str, str]) -> list[RunRequest]:
     """Withdraw runs for deleted granules (``DeletedGranule``-like entries: concept_id,
@@ -132,7 +127,7 @@ def build_withdraw_job(dataset: DatasetConfig, strategy: PartitionStrategy) -> J
 
     @job(
         name=withdraw_job_name(dataset),
-        description=f"Withdraw {dataset.id} granules deleted at the source (requested by {sensor_name(dataset)}).",
+        description=f"Withdraw {dataset.id} granules deleted at the source (requested by {dataset.id}_{dataset.source.kind}_sensor).",
         tags={WITHDRAW_TAG: dataset.id},
     )
     def withdraw_job() -> None:
