@@ -111,3 +111,20 @@ def test_the_cursor_round_trips_and_is_compressed_after_a_bulk_upload(tmp_path):
                            carry={"x": "x.tif"}, counts={"listed": 3})
     text = cursor.to_json()
     assert ListingCursor.from_json(text) == cursor and len(text) < 40_000
+
+
+def test_an_overwrite_in_the_second_a_pass_began_is_published_after_it(tmp_path):
+    """S3 stamps LastModified in whole seconds: an object overwritten 0.3 s after a pass began
+    carries that second, which is before the pass's exact start. It is still an overwrite
+    published after the pass, and runs even when its data's date would not."""
+    _touch(tmp_path, "a_202001.tif")
+    registry, source = Registry(), _source(tmp_path)
+    began = NOW + timedelta(seconds=0.6)
+    budget = ListingBudget(100, 20.0, timedelta(0), timedelta(0), page_size=100)
+    first = list_tick(LocalFolder(source), source, ListingCursor(started=began), registry,
+                      lambda r, k: False, budget, began)
+    registry.keys["a_202001"] = "2020-01-01_a_202001"
+    _touch(tmp_path, "a_202001.tif", NOW)  # overwritten at 12:00:00.9, stamped 12:00:00
+    later = list_tick(LocalFolder(source), source, first.cursor, registry, lambda r, k: False, budget,
+                      NOW + timedelta(minutes=1))
+    assert [r.concept_id for r in later.records] == ["a_202001"] and later.published == {"a_202001"}

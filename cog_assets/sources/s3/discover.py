@@ -78,9 +78,11 @@ class ListingCursor:
         return cls(**data)
 
     def watermark(self, lookback: timedelta) -> datetime:
-        """Objects modified at or after this are checked as overwrites of registered stems."""
+        """Objects modified at or after this are checked as overwrites of registered stems.
+        Whole seconds, as S3's LastModified: an overwrite later in the second a pass began
+        is stamped with that second, before the pass's exact start."""
         assert self.started is not None
-        return (self.last_pass or self.started) - lookback
+        return (self.last_pass or self.started).replace(microsecond=0) - lookback
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,58 @@ def _start(cursor: ListingCursor, budget: ListingBudget, now: datetime) -> Listi
 Eligible = Callable[[GranuleRecord, "str | None"], bool]
 
 
+@dataclass
+class _Tick:
+    """What one tick knows while it classifies the objects it lists."""
+
+    listing: Listing
+    source: S3Source
+    known: dict[str, str]  # registered stems → partition keys
+    carry: dict[str, str]
+    reported: dict[str, int]
+    watermark: datetime
+    since: datetime | None  # when the last complete pass began
+    eligible: Eligible
+    seen: dict[str, str] = field(default_factory=dict)  # stems listed by this tick → name
+
+    def classify(self, obj: ListedObject) -> None:
+        """Count one listed object and report it when it is new, or overwritten and due to run.
+
+        After a complete pass (begun at ``since``), a stem not registered is new since then,
+        and a registered one modified at or after ``since`` and not reported yet was overwritten
+        since then: both are published after the switch-on, whatever the dates say."""
+        listing = self.listing
+        found = identify(self.source, obj)
+        if found is None:
+            listing.not_matching += 1
+            if len(listing.not_matching_sample) < SAMPLE:
+                listing.not_matching_sample.append(obj.name)
+            return
+        listing.matching += 1
+        if isinstance(found, Refused):
+            listing.refused.append(found)
+            return
+        stem, key = found.stem, self.known.get(found.stem)
+        first = self.seen.get(stem) or self.carry.get(stem) or (key and listing.mode == "tail" and "a registered object")
+        if first:
+            listing.refused.append(Refused(obj.name, f"{first} has the same stem {stem!r}; only the first object "
+                                                     "of a stem in key order is the granule. Rename one of them"))
+            return
+        self.seen[stem] = obj.name
+        revision = int(obj.modified.timestamp())
+        if key is not None and (obj.modified < self.watermark or self.reported.get(stem) == revision):
+            return  # registered, and not overwritten since the last pass looked
+        record = make_record(self.source, obj, found)
+        if self.since is not None and (key is None or obj.modified >= self.since):
+            listing.published.add(stem)
+        due = stem in listing.published or self.eligible(record, key)
+        if key is not None and not due:
+            return  # an overwrite of history never processed: its backfill fetches the current revision
+        if due:
+            self.reported[stem] = revision
+        listing.records.append(record)
+
+
 def list_tick(
     bucket: Bucket,
     source: S3Source,
@@ -153,69 +207,31 @@ def list_tick(
     since a backfill fetches the current revision anyway, and only eligible reports are
     remembered for de-duplication, which keeps the cursor small after a bulk upload.
     """
-    since = cursor.last_pass  # the first complete pass is what was there at the switch-on
+    # the first complete pass is what was there at the switch-on; whole seconds, as LastModified
+    since = cursor.last_pass.replace(microsecond=0) if cursor.last_pass else None
     cursor = _start(cursor, budget, now)
     listing = Listing("pass" if cursor.in_pass else "tail", cursor)
     began, after = budget.clock(), (cursor.after if cursor.in_pass else cursor.tail)
-    seen: dict[str, str] = {}
-    reported, watermark = dict(cursor.reported), cursor.watermark(budget.lookback)
-    last, known = after, None
+    tick: _Tick | None = None
+    last = after
     for page in bucket.pages(after, budget.page_size):
         listing.pages += 1
         listing.sub_folders += len(page.sub_folders)
         for obj in page.objects:
             listing.listed += 1
             last = obj.name
-            known = registered() if known is None else known
-            _classify(listing, source, obj, (seen, cursor.carry, known, reported), eligible, watermark, since)
+            tick = tick or _Tick(listing, source, registered(), cursor.carry, dict(cursor.reported),
+                                 cursor.watermark(budget.lookback), since, eligible)
+            tick.classify(obj)
         listing.complete = not page.more
         if listing.complete or listing.listed >= budget.objects or budget.clock() - began >= budget.seconds:
             break
+    seen, reported = (tick.seen, tick.reported) if tick else ({}, dict(cursor.reported))
     if listing.mode == "pass":
-        known = registered() if known is None else known
+        known = tick.known if tick else registered()
         listing.deleted = _gone(known, seen, cursor.carry, after, None if listing.complete else last)
     listing.cursor = _advance(cursor, listing, seen, reported, last, budget.lookback)
     return listing
-
-
-def _classify(listing: Listing, source: S3Source, obj: ListedObject,
-              state: tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, int]],
-              eligible: Eligible, watermark: datetime, since: datetime | None) -> None:
-    """Count one listed object and report it when it is new, or overwritten and due to run.
-
-    After a complete pass (begun at ``since``), a stem not registered is new since then, and a
-    registered one modified at or after ``since`` and not reported yet was overwritten since
-    then: both are published after the switch-on, whatever the dates say."""
-    seen, carry, known, reported = state
-    found = identify(source, obj)
-    if found is None:
-        listing.not_matching += 1
-        if len(listing.not_matching_sample) < SAMPLE:
-            listing.not_matching_sample.append(obj.name)
-        return
-    listing.matching += 1
-    if isinstance(found, Refused):
-        listing.refused.append(found)
-        return
-    stem, key = found.stem, known.get(found.stem)
-    first = seen.get(stem) or carry.get(stem) or (key and listing.mode == "tail" and "a registered object")
-    if first:
-        listing.refused.append(Refused(obj.name, f"{first} has the same stem {stem!r}; only the first object "
-                                                 "of a stem in key order is the granule. Rename one of them"))
-        return
-    seen[stem] = obj.name
-    revision = int(obj.modified.timestamp())
-    if key is not None and (obj.modified < watermark or reported.get(stem) == revision):
-        return  # registered, and not overwritten since the last pass looked
-    record = make_record(source, obj, found)
-    if since is not None and (key is None or obj.modified >= since):
-        listing.published.add(stem)
-    due = stem in listing.published or eligible(record, key)
-    if key is not None and not due:
-        return  # an overwrite of history never processed: its backfill fetches the current revision
-    if due:
-        reported[stem] = revision
-    listing.records.append(record)
 
 
 def _gone(known: dict[str, str], seen: dict[str, str], carry: dict[str, str], low: str | None,
