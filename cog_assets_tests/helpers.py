@@ -20,6 +20,8 @@ from dagster import (
     materialize,
 )
 
+from dagster_aws.s3 import S3Resource
+
 from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.build import build_dataset
 from cog_assets.defs.maintenance import IN_SYNC_CHECK
@@ -122,6 +124,7 @@ class SensorHarness:
             instance=self.instance, cursor=self.cursor, resources={
                 "cmr": CmrClient(base_url=self.cmr_url, backoff_seconds=0.01, page_size=self.page_size),
                 "archive": archive,
+                "s3": source_bucket_resource(self.s3),
             },
         )
         result = self.sensor_def(context)
@@ -169,13 +172,23 @@ def chain_resources(
         "s3_max_attempts": s3_max_attempts,
     }
     return {
-        "cmr": CmrClient(base_url=cmr.url, backoff_seconds=0.01),
+        # an S3-sourced dataset's tests have no CMR: the client is never called then
+        "cmr": CmrClient(base_url=cmr.url if cmr else "http://127.0.0.1:9", backoff_seconds=0.01),
         "earthdata": EarthdataDownloader(
-            token=cmr.token if token == "default" else token, insecure_testing_origins=["http://127.0.0.1"], backoff_seconds=0.01
+            token=(cmr.token if cmr else None) if token == "default" else token,
+            insecure_testing_origins=["http://127.0.0.1"], backoff_seconds=0.01,
         ),
         "archive": Archive(**storage),
         "stac_api": StacApi(url=stac_api_url, backoff_seconds=0.01),
+        "s3": source_bucket_resource(s3),
     }
+
+
+def source_bucket_resource(s3: "S3Server | None") -> S3Resource:
+    """The ``s3`` resource (source buckets): the test SeaweedFS, or an unused default."""
+    if s3 is None:
+        return S3Resource(region_name="us-east-1")
+    return S3Resource(endpoint_url=s3.endpoint, region_name="us-east-1", max_attempts=2)
 
 
 class Platform:

@@ -16,18 +16,22 @@ import base64
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.formats import cog as cogs
 from cog_assets.formats.cog import CogInfo
+from cog_assets.formats import geotiff
 from cog_assets.formats.readers import read_granule
 from cog_assets.formats.thumbnail import render_png, render_preview
 from cog_assets.processing import revisions
-from cog_assets.sources.cmr.client import CmrClient, CmrError, missing_granule
+from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.sources.cmr.records import GranuleRecord
 from cog_assets.sources.earthdata import EarthdataDownloader
+from cog_assets.sources.source import GranuleSource, source_for
+from cog_assets.stac import identity
 from cog_assets.stac import items as stac
 from cog_assets.stac import publishing
 from cog_assets.stac.api import Decision, DuplicateItemError, StacApi, StacApiError
@@ -36,6 +40,7 @@ from cog_assets.store.layout import (
     COG_MEDIA_TYPE,
     cog_key,
     granule_key,
+    granule_media_type,
     staged_record_key,
     thumbnail_key,
 )
@@ -53,6 +58,12 @@ class Services:
     earthdata: EarthdataDownloader
     archive: Archive
     stac_api: StacApi
+    s3: Any = None  # dagster-aws S3Resource: datasets whose source is an S3 prefix
+
+    @cached_property
+    def source(self) -> GranuleSource:
+        """Where the dataset's granules come from (CMR and Earthdata, or a bucket prefix)."""
+        return source_for(self.dataset, self.cmr, self.earthdata, self.s3)
 
 
 @dataclass
@@ -97,11 +108,7 @@ def stored_metadata(stored: StoredObject) -> dict[str, Any]:
 
 
 def _cmr_metadata(svc: Services, record: GranuleRecord) -> dict[str, Any]:
-    return {
-        "cmr_concept_id": record.concept_id,
-        "cmr_revision_id": record.revision_id,
-        "cmr_record": stac.cmr_record_url(svc.cmr.base_url, record),
-    }
+    return identity.run_metadata(record, svc.cmr.base_url)
 
 
 def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
@@ -109,9 +116,10 @@ def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
     record (written last: its presence means the file it names is complete)."""
     ds, record = svc.dataset.id, attempt.record
     file_name = record.require_file_name()
-    attempt.granule_path = svc.earthdata.download(record, attempt.workdir)
+    # its own folder: a granule that is a GeoTIFF already has the COG's name (<item>.tif)
+    attempt.granule_path = svc.source.fetch(record, attempt.workdir / "granule")
     key = granule_key(ds, record.concept_id, record.revision_id, file_name)
-    stored = svc.archive.storage.put_file(attempt.granule_path, key, "application/x-hdf5")
+    stored = svc.archive.storage.put_file(attempt.granule_path, key, granule_media_type(file_name))
     attempt.written.append(key)
     svc.archive.put_record(ds, record, staged=True)
     attempt.written.append(staged_record_key(ds, record.concept_id, record.revision_id))
@@ -119,7 +127,7 @@ def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
         **stored_metadata(stored),
         "file_name": file_name,
         **_cmr_metadata(svc, record),
-        "cmr_checksum": f"{record.checksum_algorithm}:{record.checksum}" if record.checksum else "not provided by CMR",
+        **identity.checksum_metadata(record),
     }
 
 
@@ -131,17 +139,20 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
         attempt.granule_path = svc.archive.storage.local_copy(key, attempt.workdir)
     raster = read_granule(attempt.granule_path, svc.dataset.reader)
     destination = attempt.workdir / f"{record.item_id}.tif"
-    cogs.write_cog(raster, destination)
+    used_as_is = geotiff.use_as_is(attempt.granule_path, svc.dataset.reader, destination)  # a COG already
+    if not used_as_is:
+        cogs.write_cog(raster, destination)
     valid, errors, warnings = cogs.validate(destination)
     outcome.cog_errors = errors
     if not valid:
         raise ValueError(
             f"the COG written from {record.file_name} is not valid ({'; '.join(errors)}); nothing was stored"
         )
-    info = attempt.cog = cogs.info_of(raster, destination, sha256_of(destination))
+    info = attempt.cog = (cogs.read_info(destination) if used_as_is
+                          else cogs.info_of(raster, destination, sha256_of(destination)))
     if info.statistics["valid_pixels"] == 0:
         outcome.warnings.append(
-            f"granule {record.concept_id}: every pixel of {svc.dataset.reader.variable} is fill; "
+            f"granule {record.concept_id}: every pixel of {svc.dataset.reader.title} is fill; "
             "the COG is all nodata (valid_fraction 0)"
         )
     key = cog_key(ds, record.concept_id, record.revision_id, record.item_id, info.sha256)
@@ -160,6 +171,7 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
         "end_datetime": record.end.isoformat() if record.end else "",
         **_cmr_metadata(svc, record),
         "thumbnail": attempt.thumbnail_uri,
+        "cog_written": "the source file as it is (already a valid COG)" if used_as_is else "converted",
         "cog_warnings": warnings,
     }
 
@@ -275,7 +287,7 @@ def _record_for(svc: Services, concept_id: str, found: GranuleRecord | str | Non
     if "granule" in steps:
         if isinstance(found, GranuleRecord):
             return found
-        raise CmrError(found or missing_granule(svc.dataset.cmr, concept_id))
+        raise svc.source.unavailable(concept_id, found)
     record = revisions.newest_staged(svc.archive, svc.dataset.id, concept_id)
     if record is None:
         raise StorageError(

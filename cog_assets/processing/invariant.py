@@ -1,9 +1,9 @@
-"""The promise, checked: the live granules in CMR = the granules with a stored item = the items
-in the STAC API; one item per concept-id; each item's checksum equals its COG's bytes; no
-object of a superseded or deleted revision left.
+"""The promise, checked: the live granules at the source (CMR, or a bucket prefix) = the
+granules with a stored item = the items in the STAC API; one item per granule; each item's
+checksum equals its COG's bytes; no object of a superseded or deleted revision left.
 
-Granules CMR lists that were never processed (history registered for backfills) are counted,
-not violations; so are objects of a newer revision still being staged (``pending``).
+Granules the source lists that were never processed (history registered for backfills) are
+counted, not violations; so are objects of a newer revision still being staged (``pending``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Any
 from cog_assets.dataset import DatasetConfig
 from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.sources.cmr.records import GranuleRecord
+from cog_assets.sources.source import CmrGranules, GranuleSource
+from cog_assets.stac import identity
 from cog_assets.stac.api import StacApi, asset_refs
 from cog_assets.stac.items import COG_ASSET
 from cog_assets.store.archive import Archive
@@ -50,7 +52,7 @@ class InvariantReport:
     def summary(self) -> str:
         if self.holds:
             return (
-                f"in step: {self.live_in_cmr} live granules in CMR, {self.stored_items} stored items"
+                f"in step: {self.live_in_cmr} live granules at the source, {self.stored_items} stored items"
                 + (f", {self.api_items} in the STAC API" if self.api_items is not None else "")
                 + f" ({self.awaiting_processing} not processed yet)"
             )
@@ -82,14 +84,17 @@ def _granule_objects(listed: Iterable[ListedObject], dataset_id: str) -> dict[st
     return found
 
 
-def check(cmr: CmrClient, archive: Archive, api: StacApi, dataset: DatasetConfig, hash_all: bool = False,
-          published_since: datetime | None = None, grace: timedelta = GRACE) -> InvariantReport:
-    """Compare CMR, storage and the STAC API (reads every stored item; hashes a sample of COGs,
-    or all of them with ``hash_all``). With ``published_since`` (when the sensor was switched
-    on), a granule CMR published after it and more than ``grace`` ago that has no item is a
-    violation, not history awaiting a backfill."""
+def check(source: GranuleSource | CmrClient, archive: Archive, api: StacApi, dataset: DatasetConfig,
+          hash_all: bool = False, published_since: datetime | None = None, grace: timedelta = GRACE) -> InvariantReport:
+    """Compare the source (a CmrClient stands for the dataset's CMR query), storage and the STAC
+    API (reads every stored item; hashes a sample of COGs, or all of them with ``hash_all``).
+    With ``published_since`` (when the sensor was switched on), a granule the source published
+    after it and more than ``grace`` ago that has no item is a violation, not history awaiting
+    a backfill."""
     ds, storage, report = dataset.id, archive.storage, InvariantReport()
-    live = {r.concept_id: r for page in cmr.iter_pages(dataset.cmr) for r in page.records}
+    if isinstance(source, CmrClient):
+        source = CmrGranules(source, dataset.query)
+    live = {r.concept_id: r for r in source.live()}
     report.live_in_cmr = len(live)
     listed = storage.list_objects(f"{ds}/")
     sizes = {o.key: o.size for o in listed}
@@ -98,13 +103,13 @@ def check(cmr: CmrClient, archive: Archive, api: StacApi, dataset: DatasetConfig
     report.stored_items = len(items)
     by_concept: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in items:
-        by_concept[item["properties"].get("cmr:concept_id", "?")].append(item)
+        by_concept[identity.granule_id(item["properties"]) or "?"].append(item)
     to_hash: list[tuple[str, str]] = []
     for concept_id, held in by_concept.items():
         if len(held) > 1:
             report.add("concept-ids with more than one item", f"{concept_id}: {sorted(i['id'] for i in held)}")
         for item in held:
-            _check_item(report, item, live.get(concept_id), sizes, storage, objects.get(concept_id, {}), to_hash, ds)
+            _check_item(report, item, live.get(concept_id), (sizes, storage, objects.get(concept_id, {})), to_hash, ds)
     for concept_id, revisions in objects.items():
         if concept_id not in by_concept:
             keys = [k for keys in revisions.values() for k in keys]
@@ -127,13 +132,14 @@ def check(cmr: CmrClient, archive: Archive, api: StacApi, dataset: DatasetConfig
     return report
 
 
-def _check_item(report: InvariantReport, item: dict[str, Any], record: GranuleRecord | None, sizes: dict[str, int],
-                storage: Storage, revisions: dict[int, list[str]], to_hash: list, ds: str) -> None:
-    concept_id, revision = item["properties"].get("cmr:concept_id"), item["properties"].get("cmr:revision_id")
+def _check_item(report: InvariantReport, item: dict[str, Any], record: GranuleRecord | None,
+                stored: tuple[dict[str, int], Storage, dict[int, list[str]]], to_hash: list, ds: str) -> None:
+    sizes, storage, revisions = stored
+    concept_id, revision = identity.granule_id(item["properties"]), identity.revision(item["properties"])
     if record is None:
         report.add("items of granules CMR no longer lists", f"{item['id']} ({concept_id})")
         return
-    if revision != record.revision_id or item["id"] != record.item_id:
+    if not identity.is_current(item["properties"], record) or item["id"] != record.item_id:
         report.add("items behind CMR's revision", f"{item['id']} r{revision}, CMR has {record.item_id} r{record.revision_id}")
     asset = item["assets"].get(COG_ASSET, {})
     key = storage.key_of(asset.get("href", "")) or ""
@@ -172,7 +178,7 @@ def _check_api(report: InvariantReport, api: StacApi, ds: str, stored: dict[str,
     per_concept: dict[str, list[str]] = defaultdict(list)
     for item in api.iter_items(ds):
         published[item["id"]] = item
-        per_concept[item["properties"].get("cmr:concept_id", "?")].append(item["id"])
+        per_concept[identity.granule_id(item["properties"]) or "?"].append(item["id"])
     report.api_items = len(published)
     for item_id in sorted(stored.keys() - published.keys()):
         report.add("stored items missing in the STAC API", item_id)

@@ -10,7 +10,7 @@ data time (CMR granules, objects in a bucket) uses the same plan.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -78,9 +78,12 @@ def plan_granules(
     started: datetime,
     now: datetime,
     recent_days: float,
+    published: Collection[str] = (),
 ) -> Plan:
     """Decide a tick. ``existing`` maps concept-ids to their partition keys when partitions are
-    registered (None: partitions exist by the calendar, e.g. days)."""
+    registered (None: partitions exist by the calendar, e.g. days). ``published``: ids the source
+    is known to have published or revised after the switch-on whatever their dates say (objects
+    new or overwritten since the sensor's last complete listing)."""
     plan = Plan()
     for record in records:
         key = key_for(record)
@@ -89,7 +92,8 @@ def plan_granules(
             plan.add.append(key)
             if old is not None:  # a revision moved the granule's date: its partition moves
                 plan.delete.append(old)
-        reason = why_run(record, started, now, recent_days, old is not None and is_processed(old))
+        reason = RUN_PUBLISHED if record.concept_id in published else why_run(
+            record, started, now, recent_days, old is not None and is_processed(old))
         if reason is None:
             plan.not_run[NOT_RUN_HISTORY] += 1
             continue

@@ -21,11 +21,11 @@ from pydantic import Field, field_validator
 
 from cog_assets import tokens
 from cog_assets.dataset import DuplicatePolicy
+from cog_assets.stac import identity
 from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
 from cog_assets.sources.cmr.client import USER_AGENT
 from cog_assets.stac.footprint import union_bbox
 
-REVISION_PROPERTY = "cmr:revision_id"
 Outcome = Literal["created", "replaced", "skipped"]
 
 
@@ -68,10 +68,10 @@ def decide(policy: DuplicatePolicy, item_id: str, new_revision: int, existing: d
     """
     if existing is None:
         return Decision("create", "not in the STAC API yet")
-    held = existing.get("properties", {}).get(REVISION_PROPERTY)
+    held = identity.revision(existing.get("properties", {}))
     if isinstance(held, int) and held > new_revision:
         raise DuplicateItemError(
-            f"item {item_id}: the STAC API holds CMR revision {held}, newer than revision "
+            f"item {item_id}: the STAC API holds revision {held}, newer than revision "
             f"{new_revision} built by this run; re-materialize the partition to build the current one"
         )
     if held == new_revision:

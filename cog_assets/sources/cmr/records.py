@@ -1,9 +1,10 @@
-"""The typed granule record, parsed from CMR's UMM-G JSON.
+"""The typed granule record, parsed from CMR's UMM-G JSON (or made from an object in a bucket).
 
-A record carries what the rest of the platform needs from CMR: identity and revision (for
-partitions and reprocessing), the data URL and its declared size and checksum (for staging),
-and the temporal and spatial extent (for the STAC item). Records are stored as JSON, never
-pickled.
+A record carries what the rest of the platform needs from its source: identity and revision
+(for partitions and reprocessing), the data URL and its declared size and checksum (for
+staging), and the temporal and spatial extent (for the STAC item). Every source produces this
+one record type (``source`` says which: CMR, or an S3 prefix, see ``sources.s3.objects``), so
+the chain never asks where a granule came from. Records are stored as JSON, never pickled.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict
@@ -38,10 +39,11 @@ class UmmParseError(ValueError):
 
 
 class GranuleRecord(BaseModel):
-    """One granule revision as CMR describes it."""
+    """One granule revision as its source describes it (for CMR: its UMM-G record)."""
 
     model_config = ConfigDict(frozen=True)
 
+    source: Literal["cmr", "s3"] = "cmr"
     concept_id: str
     revision_id: int
     revision_date: str
@@ -59,6 +61,7 @@ class GranuleRecord(BaseModel):
     checksum: str | None = None
     checksum_algorithm: str | None = None
     url_problem: str | None = None
+    etag: str | None = None  # S3 sources: the object's ETag when it was listed
 
     @property
     def revised(self) -> datetime:
