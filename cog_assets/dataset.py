@@ -1,17 +1,16 @@
 """A dataset is one YAML file under ``cog_assets/datasets/``: this module is its typed model.
 
-Everything that differs between datasets (the CMR query, how to read the science variable,
-the STAC collection text, the sensor's policy) lives in that file, so adding a dataset needs
-no Python. A bad file fails when the definitions load, naming the file, the field and what
+Everything that differs between datasets (where granules come from: a CMR query or a bucket
+prefix; how to read the science variable, the STAC collection text, the sensor's policy) lives
+in that file, so adding a dataset needs no Python. A bad file fails when the definitions load, naming the file, the field and what
 was expected.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -22,6 +21,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from cog_assets.formats.config import GridSpec, ReaderConfig
+from cog_assets.sources.cmr.query import CmrQuery
+from cog_assets.sources.s3.config import S3Source
+
+__all__ = ["CmrQuery", "GridSpec", "ReaderConfig", "S3Source", "CmrSource", "DatasetConfig", "DatasetConfigError", "load_dataset", "load_datasets"]
 
 DATASETS_DIR = Path(__file__).parent / "datasets"
 DATASET_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -35,100 +40,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CmrQuery(_Strict):
-    """Which granules belong to the dataset, as CMR's granule search parameters."""
+class CmrSource(_Strict):
+    """Granules found by a CMR query: the query itself is the file's ``cmr`` section."""
 
-    short_name: str = Field(min_length=1)
-    version: str = Field(min_length=1)
-    provider: str = Field(min_length=1)
-    temporal_start: datetime | None = None
-    temporal_end: datetime | None = None
-    bounding_box: tuple[float, float, float, float] | None = Field(
-        default=None, description="west, south, east, north in degrees"
-    )
-    data_url_pattern: str | None = Field(
-        default=None,
-        description="regex selecting the science file among several GET DATA links",
-    )
-
-    @field_validator("temporal_start", "temporal_end")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        """CMR times are UTC: a time written without a zone means UTC, not the machine's zone."""
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
-
-    @field_validator("data_url_pattern")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
-
-    @field_validator("bounding_box")
-    @classmethod
-    def _bbox_in_range(
-        cls, value: tuple[float, float, float, float] | None
-    ) -> tuple[float, float, float, float] | None:
-        if value is not None:
-            west, south, east, north = value
-            if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south < north <= 90):
-                raise ValueError("expected [west, south, east, north] within ±180/±90, south < north")
-        return value
+    kind: Literal["cmr"] = "cmr"
 
 
-class GridSpec(_Strict):
-    """The grid's geographic extent; used when the file does not describe its own grid."""
-
-    west: float = -180.0
-    south: float = -90.0
-    east: float = 180.0
-    north: float = 90.0
-
-
-class ReaderConfig(_Strict):
-    """How to turn the granule file into one north-up 2-D array."""
-
-    format: Literal["hdfeos5_grid", "hdf5_latlon_grid"]
-    variable: str = Field(min_length=2, description="absolute HDF5 path of the science variable")
-    orientation: Literal["auto", "south_up", "north_up"] = Field(
-        default="auto",
-        description="auto reads it from the grid metadata or the latitude coordinate variable",
-    )
-    grid: GridSpec | None = None
-    fill_value: float | None = Field(default=None, description="overrides the file's _FillValue")
-    scale_factor: float | None = Field(default=None, description="overrides the file's scale")
-    add_offset: float | None = Field(default=None, description="overrides the file's offset")
-    scale_convention: Literal["auto", "cf", "hdfeos"] = Field(
-        default="auto",
-        description="cf: raw × scale + offset; hdfeos (Aura): scale × (raw − offset); auto: "
-        "from the attribute names (scale_factor/add_offset or ScaleFactor/Offset)",
-    )
-    valid_range: Literal["auto", "ignore"] | tuple[float, float] = Field(
-        default="auto",
-        description="auto: values outside the file's ValidRange / valid_min / valid_max / "
-        "valid_range become nodata; ignore: keep them; [min, max]: use this range (in the "
-        "file's stored units, before scaling)",
-    )
-    units: str | None = None
-
-    @field_validator("variable")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("must be an absolute HDF5 path starting with '/'")
-        return value
-
-    @field_validator("valid_range")
-    @classmethod
-    def _ordered(cls, value: str | tuple[float, float]) -> str | tuple[float, float]:
-        if isinstance(value, tuple) and not value[0] < value[1]:
-            raise ValueError("expected [min, max] with min < max, or auto, or ignore")
-        return value
+SourceConfig = Annotated[CmrSource | S3Source, Field(discriminator="kind")]
 
 
 class StacProvider(_Strict):
@@ -196,6 +114,13 @@ class SensorPolicy(_Strict):
         description="each tick re-reads CMR revisions this far behind the previous read: CMR "
         "indexes asynchronously, so a record can become searchable after later ones",
     )
+    relist_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        description="S3 sources: a full listing of the prefix (finding overwrites, deletions and "
+        "keys added out of order) starts at most this often; ticks in between list only the keys "
+        "after the last one seen",
+    )
     max_granules_per_tick: int = Field(default=50_000, ge=1)
     max_seconds_per_tick: float = Field(default=20.0, gt=0, le=45)
 
@@ -253,7 +178,8 @@ class AnalysisConfig(_Strict):
 
 class DatasetConfig(_Strict):
     id: str
-    cmr: CmrQuery
+    source: SourceConfig = CmrSource()
+    cmr: CmrQuery | None = None
     reader: ReaderConfig
     stac: StacCollectionConfig
     partitioning: PartitioningConfig = PartitioningConfig()
@@ -269,7 +195,22 @@ class DatasetConfig(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _source_fits(self) -> DatasetConfig:
+        """The CMR query goes with kind cmr (the default) only; a bucket has no calendar of days."""
+        if self.source.kind == "cmr" and self.cmr is None:
+            raise ValueError("a dataset found in CMR needs a cmr section (short_name, version, provider), "
+                             "or a source section of another kind (e.g. kind: s3)")
+        if self.source.kind != "cmr" and self.cmr is not None:
+            raise ValueError(f"source kind {self.source.kind} takes no cmr section: remove it")
+        if self.source.kind != "cmr" and self.partitioning.by == "day":
+            raise ValueError(f"partitioning by day is for CMR datasets; a {self.source.kind} source is "
+                             "partitioned by granule (remove partitioning.by: day)")
+        return self
+
+    @model_validator(mode="after")
     def _temporal_order(self) -> DatasetConfig:
+        if self.cmr is None:
+            return self
         start, end = self.cmr.temporal_start, self.cmr.temporal_end
         if start and end and start >= end:
             raise ValueError("cmr.temporal_start must be before cmr.temporal_end")
@@ -290,6 +231,13 @@ class DatasetConfig(_Strict):
         return max(1, self.backfill.granules_per_run // per_day)
 
     @property
+    def query(self) -> CmrQuery:
+        """The CMR query (datasets whose source is CMR; the others have none)."""
+        if self.cmr is None:
+            raise ValueError(f"dataset {self.id} is not found in CMR (source kind {self.source.kind})")
+        return self.cmr
+
+    @property
     def partitions_name(self) -> str:
         """The dynamic partitions' name (by granule); daily partitions have no name."""
         return f"{self.id}_granules"
@@ -298,7 +246,10 @@ class DatasetConfig(_Strict):
 def _describe(error: ValidationError, path: Path) -> str:
     lines = [f"invalid dataset file {path}:"]
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        loc = list(item["loc"])
+        if loc[:1] == ["source"] and len(loc) > 1 and loc[1] in ("cmr", "s3"):
+            del loc[1]  # the kind pydantic chose; the file says it already
+        field = ".".join(str(part) for part in loc) or "(top level)"
         value = item.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"  field '{field}': {item['msg']}{shown}")
@@ -316,7 +267,7 @@ def load_dataset(path: Path) -> DatasetConfig:
         raise DatasetConfigError(f"dataset file {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise DatasetConfigError(
-            f"dataset file {path} must hold a mapping with id, cmr, reader and stac"
+            f"dataset file {path} must hold a mapping with id, cmr (or source), reader and stac"
         )
     try:
         config = DatasetConfig.model_validate(raw)

@@ -127,6 +127,7 @@ class FakeCmr:
         self._order: list[tuple[tuple[int, int], str]] = []
         self._deleted: list[dict[str, Any]] = []
         self._unindexed: set[str] = set()  # added, but not searchable yet (late indexing)
+        self._last_revision: dict[str, int] = {}  # a deletion is a revision too; re-ingests continue
         self._collections: set[tuple[str, str, str]] = set()
         self._start_order: tuple[int, list[tuple[tuple[int, int], str]]] = (-1, [])
         self._files: dict[str, bytes] = {}
@@ -173,12 +174,14 @@ class FakeCmr:
         return self._clock
 
     def _new_granule(self, spec: dict[str, Any]) -> Granule:
-        """A revision-1 granule from add_granule's arguments (caller holds the lock)."""
+        """A new granule from add_granule's arguments (caller holds the lock): revision 1, or,
+        for a concept-id CMR deleted before (a re-ingest), the revision after its tombstone's."""
         number = spec.pop("concept_number", None) or 1_000_000_000 + len(self._granules) + len(self._deleted)
         provider = spec.setdefault("provider", "GES_DISC")
+        concept_id = spec.pop("concept_id", None) or f"G{number}-{provider}"
         return Granule(
-            concept_id=spec.pop("concept_id", None) or f"G{number}-{provider}",
-            revision_id=1,
+            concept_id=concept_id,
+            revision_id=self._last_revision.get(concept_id, 0) + 1,
             revision_date=spec.pop("revision_date", None) or self._next_revision_date(),
             data_path=f"{spec['short_name']}.{spec['version']}/{spec['begin']:%Y/%j}/{quote(spec['file_name'])}",
             **spec,
@@ -252,6 +255,7 @@ class FakeCmr:
     def delete(self, concept_id: str) -> None:
         with self._lock:
             granule = self._granules.pop(concept_id)
+            self._last_revision[concept_id] = granule.revision_id + 1  # the tombstone's revision
             self._version += 1
             index = bisect.bisect_left(self._order, (granule.sort_key, granule.concept_id))
             del self._order[index]
@@ -420,7 +424,7 @@ class FakeCmr:
             since_time = _parse_time(since)
         except ValueError:
             return 400, {"errors": [f"[{since}] is not a valid datetime"]}
-        if since_time < datetime.now(timezone.utc) - timedelta(days=366):
+        if since_time < datetime.now(timezone.utc) - timedelta(days=365):
             return 400, {"errors": ["Revision date must be within one year of today."]}
         provider, collection = values.get("provider"), values.get("parent_collection_id")
         with self._lock:

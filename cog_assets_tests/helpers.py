@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from dagster import (
+    Definitions,
     AssetKey,
     AssetSelection,
     DagsterInstance,
@@ -18,6 +19,8 @@ from dagster import (
     build_sensor_context,
     materialize,
 )
+
+from dagster_aws.s3 import S3Resource
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.build import build_dataset
@@ -121,6 +124,7 @@ class SensorHarness:
             instance=self.instance, cursor=self.cursor, resources={
                 "cmr": CmrClient(base_url=self.cmr_url, backoff_seconds=0.01, page_size=self.page_size),
                 "archive": archive,
+                "s3": source_bucket_resource(self.s3),
             },
         )
         result = self.sensor_def(context)
@@ -168,13 +172,23 @@ def chain_resources(
         "s3_max_attempts": s3_max_attempts,
     }
     return {
-        "cmr": CmrClient(base_url=cmr.url, backoff_seconds=0.01),
+        # an S3-sourced dataset's tests have no CMR: the client is never called then
+        "cmr": CmrClient(base_url=cmr.url if cmr else "http://127.0.0.1:9", backoff_seconds=0.01),
         "earthdata": EarthdataDownloader(
-            token=cmr.token if token == "default" else token, insecure_testing_origins=["http://127.0.0.1"], backoff_seconds=0.01
+            token=(cmr.token if cmr else None) if token == "default" else token,
+            insecure_testing_origins=["http://127.0.0.1"], backoff_seconds=0.01,
         ),
         "archive": Archive(**storage),
         "stac_api": StacApi(url=stac_api_url, backoff_seconds=0.01),
+        "s3": source_bucket_resource(s3),
     }
+
+
+def source_bucket_resource(s3: "S3Server | None") -> S3Resource:
+    """The ``s3`` resource (source buckets): the test SeaweedFS, or an unused default."""
+    if s3 is None:
+        return S3Resource(region_name="us-east-1")
+    return S3Resource(endpoint_url=s3.endpoint, region_name="us-east-1", max_attempts=2)
 
 
 class Platform:
@@ -257,10 +271,10 @@ class Platform:
                 ))
             elif request.job_name == self.defs.collection_job.name:
                 outcomes.append(materialize([self.built.stac_collection], resources=self.resources(), instance=self.instance))
-            else:
-                outcomes.append(materialize(
-                    [self.built.chain], partition_key=request.partition_key, resources=self.resources(),
-                    instance=self.instance, tags=tags, raise_on_error=False,
+            else:  # the sensor's own job, so its runs can be found by job name (retries)
+                defs = Definitions(assets=[self.built.chain], jobs=[self.defs.chain_job], resources=self.resources())
+                outcomes.append(defs.resolve_job_def(request.job_name).execute_in_process(
+                    partition_key=request.partition_key, instance=self.instance, tags=tags, raise_on_error=False,
                 ))
         return outcomes
 

@@ -15,7 +15,8 @@ from cog_assets.dataset import DuplicatePolicy
 from cog_assets.processing import invariant
 from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.stac.api import StacApi
-from cog_assets.store.objects import S3Storage, StorageError
+from cog_assets.store.objects import StorageError
+from cog_assets.store.s3 import S3Storage
 
 from .cmr_server import FakeCmr
 from .granule_files import make_imerg_granule, make_omi_granule, omi_values

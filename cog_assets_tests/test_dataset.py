@@ -9,7 +9,7 @@ from cog_assets.definitions import build_definitions
 
 
 def test_shipped_datasets_load(datasets):
-    assert set(datasets) == {"omdoao3e", "gpm_3imerghh"}
+    assert set(datasets) == {"omdoao3e", "gpm_3imerghh", "no2_monthly"}
     omi = datasets["omdoao3e"]
     assert (omi.cmr.short_name, omi.cmr.version, omi.cmr.provider) == ("OMDOAO3e", "003", "GES_DISC")
     assert omi.reader.variable == "/HDFEOS/GRIDS/ColumnAmountO3/Data Fields/ColumnAmountO3"
@@ -67,7 +67,7 @@ def test_adding_a_file_adds_a_dataset(tmp_path):
     for path in DATASETS_DIR.glob("*.yaml"):
         _write(tmp_path, path.name, path.read_text())
     _write(tmp_path, "demo.yaml", _valid_text())
-    assert [d.id for d in load_datasets(tmp_path)] == ["demo", "gpm_3imerghh", "omdoao3e"]
+    assert [d.id for d in load_datasets(tmp_path)] == ["demo", "gpm_3imerghh", "no2_monthly", "omdoao3e"]
     defs = build_definitions(datasets_dir=tmp_path)
     repo = defs.get_repository_def()
     assert repo.has_sensor_def("demo_cmr_sensor")

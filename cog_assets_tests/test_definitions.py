@@ -22,9 +22,13 @@ def test_public_contract_names():
     assert isinstance(gpm.partitions_def, DailyPartitionsDefinition)
     assert gpm.partitions_def.get_first_partition_key() == "1998-01-01"
     assert gpm.backfill_policy.max_partitions_per_run == 10
-    check_keys = {key.name for key in repo.asset_graph.asset_check_keys}
-    assert check_keys == {"valid_cog", "in_sync_with_stac_api", "in_step_with_cmr"}
-    for dataset in ("omdoao3e", "gpm_3imerghh"):
+    check_keys = {(key.asset_key.path[0], key.name) for key in repo.asset_graph.asset_check_keys}
+    for dataset, source in (("omdoao3e", "cmr"), ("gpm_3imerghh", "cmr"), ("no2_monthly", "source")):
+        assert {name for ds, name in check_keys if ds == dataset} == {"valid_cog", "in_sync_with_stac_api", f"in_step_with_{source}"}
+    # the third dataset is found in a bucket: its own sensor, partitions by object
+    assert repo.has_sensor_def("no2_monthly_s3_sensor") and not repo.has_sensor_def("no2_monthly_cmr_sensor")
+    assert repo.asset_graph.get(AssetKey(["no2_monthly", "cog"])).partitions_def.name == "no2_monthly_granules"
+    for dataset in ("omdoao3e", "gpm_3imerghh", "no2_monthly"):
         for job in ("stac_republish", "withdraw", "granule_job", "collection_job"):
             assert repo.has_job(f"{dataset}_{job}")
         stats = repo.asset_graph.get(AssetKey([dataset, "aoi_statistics"]))

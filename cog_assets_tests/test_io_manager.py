@@ -28,7 +28,7 @@ from dagster import (
 )
 
 from cog_assets.defs.io_manager import CogAssetsIOManager
-from cog_assets.store import objects
+from cog_assets.store import local as objects
 
 from .granule_files import make_omi_granule, omi_coordinate_values
 from .helpers import Platform, add_omi_granule, partition_of

@@ -32,6 +32,7 @@ from dagster import (
     asset,
     multi_asset,
 )
+from dagster_aws.s3 import S3Resource
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.granule_runs import (
@@ -45,6 +46,7 @@ from cog_assets.defs.partitions import PartitionStrategy, strategy_for
 from cog_assets.processing import chain
 from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.sources.earthdata import EarthdataDownloader
+from cog_assets.sources.source import granule_description
 from cog_assets.stac import items as stac
 from cog_assets.stac import publishing
 from cog_assets.stac.api import StacApi
@@ -137,15 +139,13 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         specs=[
             AssetSpec(
                 keys["granule"],
-                description=f"The original {dataset.cmr.short_name} granule file, downloaded from "
-                "its CMR 'GET DATA' URL with EARTHDATA_TOKEN and verified against CMR's size and "
-                "checksum.",
-                kinds={"hdf5"},
+                description=granule_description(dataset),
+                kinds={"geotiff" if dataset.reader.format == "geotiff" else "hdf5"},
                 skippable=True,
             ),
             AssetSpec(
                 keys["cog"],
-                description=f"{dataset.reader.variable} as a north-up Cloud-Optimized GeoTIFF "
+                description=f"{dataset.reader.variable or dataset.reader.title} as a north-up Cloud-Optimized GeoTIFF "
                 "(EPSG:4326, deflate + float predictor, 512 blocks, internal overviews).",
                 deps=[keys["granule"]],
                 kinds={"geotiff"},
@@ -184,8 +184,9 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         earthdata: EarthdataDownloader,
         archive: Archive,
         stac_api: StacApi,
+        s3: S3Resource,
     ) -> Iterator[Any]:
-        services = chain.Services(dataset, cmr, earthdata, archive, stac_api)
+        services = chain.Services(dataset, cmr, earthdata, archive, stac_api, s3)
         tally = _Tally(context)
         scratch = Path(tempfile.mkdtemp(prefix=f"cog_assets-{ds}-"))
         try:

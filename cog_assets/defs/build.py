@@ -23,6 +23,8 @@ from cog_assets.defs.maintenance import (
     build_reconciliation_check,
     build_republish_job,
 )
+from cog_assets.defs.discovery import SensorJobs
+from cog_assets.defs.s3_sensor import build_s3_sensor
 from cog_assets.defs.sensors import build_cmr_sensor
 from cog_assets.defs.withdraw import build_withdraw_job
 
@@ -41,6 +43,10 @@ class DatasetDefinitions:
     @property
     def jobs(self) -> list:
         return [self.chain_job, self.collection_job, self.withdraw_job, self.republish_job]
+
+
+# the discovery sensor of each source kind (README, "Add a discovery source")
+SENSORS = {"cmr": build_cmr_sensor, "s3": build_s3_sensor}
 
 
 def build_dataset(dataset: DatasetConfig) -> DatasetDefinitions:
@@ -66,7 +72,7 @@ def build_dataset(dataset: DatasetConfig) -> DatasetDefinitions:
             build_reconciliation_check(dataset, built.stac_collection.key),
             build_invariant_check(dataset, built.stac_collection.key),
         ],
-        sensor=build_cmr_sensor(dataset, built, chain_job, collection_job, withdraw_job),
+        sensor=SENSORS[dataset.source.kind](dataset, built, SensorJobs(chain_job, collection_job, withdraw_job)),
         catalog_sensor=build_catalog_sensor(
             dataset, built.granule_chain[-1], built.stac_collection.key, collection_job, withdraw_job
         ),

@@ -1,40 +1,46 @@
-"""What a discovery sensor reads from the Dagster instance and storage, once per tick, and the
-withdraw runs it requests for deletions (the decisions are ``sources.plan``'s)."""
+"""The shape every discovery sensor has: read the source, plan (``sources.plan``), apply.
+
+A source's sensor reads what its source published since its cursor and what the instance
+already has (:class:`PartitionState`, each read at most once per tick), lets the pure plan
+decide what to register, run and withdraw, and hands the decision to :func:`apply`, which
+turns it into one ``SensorResult``: partitions added in data-time order (and moved ones
+deleted), the collection published before the first items, ranged runs of consecutive
+partitions, withdraw runs. Sources differ only in how they read; nothing here knows which
+source it serves.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from dagster import (
     AssetKey,
     DagsterInstance,
-    DagsterRunStatus,
+    DefaultSensorStatus,
     JobDefinition,
     RunRequest,
-    RunsFilter,
     SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
 )
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.partitions import PartitionStrategy
-from cog_assets.defs.withdraw import WITHDRAW_TAG
-from cog_assets.processing.revisions import staged_revisions
-from cog_assets.sources.cmr.client import (
-    DELETIONS_LOOKBACK_LIMIT,
-    CmrClient,
-    CmrError,
-    DeletedGranule,
-)
-from cog_assets.sources.cmr.harvest import HarvestCursor
-from cog_assets.sources.plan import CLOCK_TOLERANCE, plan_deletions
-from cog_assets.store.archive import Archive
-from cog_assets.store.objects import StorageError
+from cog_assets.defs.retries import MAX_ATTEMPTS, retry_requests
+from cog_assets.sources.plan import Plan, ranges
 
-DELETIONS_CHECKED_PER_TICK = 500
-WITHDRAWALS_PER_RUN = 50
-_IN_FLIGHT = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+AssetJob = Any  # what define_asset_job returns (not exported by dagster)
+REVISION_TAG = "cog_assets/cmr_revision"  # the revision a single-granule run was requested for
+GRANULES_TAG = "cog_assets/granules"
 
 
 class PartitionState:
@@ -54,9 +60,16 @@ class PartitionState:
         return self._keys
 
     def by_concept(self) -> dict[str, str]:
+        """Granule id → its partition key."""
         if self._by_concept is None:
             self._by_concept = {self.strategy.concept_of(key): key for key in self.keys()}
         return self._by_concept
+
+    def exists(self, key: str) -> bool:
+        """Whether the partition is (still) there."""
+        if self.strategy.by_day:
+            return self.strategy.partitions_def.has_partition_key(key)
+        return key in self.by_concept().values() if self._by_concept is not None else key in set(self.keys())
 
     def is_processed(self, key: str) -> bool:
         if self._processed is None:
@@ -72,82 +85,104 @@ class PartitionState:
         return positions.__getitem__
 
 
-def _in_flight(instance: DagsterInstance, job_name: str) -> set[str]:
-    """Granules a queued or running withdraw run is already taking care of."""
-    concepts: set[str] = set()
-    for run in instance.get_runs(RunsFilter(job_name=job_name, statuses=_IN_FLIGHT)):
-        for op in run.run_config.get("ops", {}).values():
-            concepts |= {g["concept_id"] for g in op.get("config", {}).get("granules", [])}
-    return concepts
+@dataclass(frozen=True)
+class SensorJobs:
+    chain: AssetJob
+    collection: AssetJob
+    withdraw: JobDefinition
+
+    @property
+    def all(self) -> list:
+        return [self.chain, self.collection, self.withdraw]
 
 
-def _pending(dataset: DatasetConfig, strategy: PartitionStrategy, archive: Archive, state: PartitionState,
-             log: Callable[[str], None]) -> Callable[[str], bool]:
-    """Whether a deleted granule still has anything here: a partition, or stored objects."""
-    def pending(concept_id: str) -> bool:
-        if not strategy.by_day and concept_id in state.by_concept():
-            return True
-        try:
-            return archive.has_record(dataset.id, concept_id) or bool(staged_revisions(archive, dataset.id, concept_id))
-        except StorageError as exc:  # unknown: keep it pending, never let the watermark pass it
-            log(f"{dataset.id}: could not check granule {concept_id} in storage ({exc}); it stays pending")
-            return True
-
-    return pending
+def sensor_name(dataset: DatasetConfig) -> str:
+    """``<dataset>_cmr_sensor``, ``<dataset>_s3_sensor``: the discovery sensor of the dataset's source."""
+    return f"{dataset.id}_{dataset.source.kind}_sensor"
 
 
-def deletion_requests(
-    context: SensorEvaluationContext,
-    dataset: DatasetConfig,
-    strategy: PartitionStrategy,
-    cmr: CmrClient,
-    archive: Archive,
-    state: PartitionState,
-    cursor: HarvestCursor,
-    withdraw_job: JobDefinition,
-) -> tuple[list[RunRequest], HarvestCursor]:
-    """Withdraw runs for the collection's granules CMR deleted since the cursor's watermark."""
-    now = datetime.now(timezone.utc)
-    since = cursor.deleted_since or cursor.started or now
-    if since < now - DELETIONS_LOOKBACK_LIMIT:
-        context.log.warning(
-            f"{dataset.id}: deletions older than a year cannot be listed by CMR; looking from "
-            f"{now - DELETIONS_LOOKBACK_LIMIT:%Y-%m-%d} (run the reconciliation check to find stale items)"
-        )
-        since = now - DELETIONS_LOOKBACK_LIMIT
-    try:
-        collection_id = cursor.collection_id or cmr.collection_concept_id(dataset.cmr)
-        # CMR's clock is not ours and some date forms drop milliseconds: look a little earlier
-        # (what was carried out already is recognised and skipped)
-        entries = cmr.deleted_granules(dataset.cmr, since - CLOCK_TOLERANCE, collection_id)
-    except CmrError as exc:
-        context.log.warning(f"{dataset.id}: could not list CMR deletions, retrying next tick: {exc}")
-        return [], cursor
-    pending = _pending(dataset, strategy, archive, state, context.log.warning)
-    in_flight = _in_flight(context.instance, withdraw_job.name) if entries else set()
-    plan = plan_deletions(entries, pending, in_flight, since, DELETIONS_CHECKED_PER_TICK)
-    keys = {} if strategy.by_day or not plan.withdraw else state.by_concept()
-    requests = [
-        _withdraw_request(dataset, withdraw_job, batch, keys)
-        for batch in (plan.withdraw[i : i + WITHDRAWALS_PER_RUN] for i in range(0, len(plan.withdraw), WITHDRAWALS_PER_RUN))
-    ]
-    if entries:
-        context.log.info(
-            f"{dataset.id}: {len(entries)} CMR deletions since {since:%Y-%m-%dT%H:%M:%SZ}: "
-            f"{len(plan.withdraw)} to withdraw, {plan.waiting} being withdrawn, {plan.done} done or not ours"
-        )
-    return requests, replace(cursor, collection_id=collection_id, deleted_since=plan.since)
+def discovery_sensor(dataset: DatasetConfig, jobs: SensorJobs, description: str) -> Callable:
+    """The decorator every source's sensor is made with: its name, pace and jobs; off until
+    someone switches it on (its first tick decides what counts as history)."""
+    return sensor(name=sensor_name(dataset), minimum_interval_seconds=dataset.sensor.minimum_interval_seconds,
+                  jobs=jobs.all, default_status=DefaultSensorStatus.STOPPED, description=description)
 
 
-def _withdraw_request(dataset: DatasetConfig, job: JobDefinition, batch: list[DeletedGranule], keys: dict[str, str]) -> RunRequest:
-    granules = [
-        {"concept_id": e.concept_id, "revision_date": e.revision_date, "granule_ur": e.granule_ur,
-         "parent_collection_id": e.parent_collection_id, "partition_key": keys.get(e.concept_id)}
-        for e in batch
-    ]
-    op_name = f"{dataset.id}_withdraw_granules"
-    return RunRequest(
-        job_name=job.name,
-        run_config={"ops": {op_name: {"config": {"granules": granules}}}},
-        tags={WITHDRAW_TAG: dataset.id, "cog_assets/granules": str(len(batch))},
+@dataclass
+class Decision:
+    """A tick's decision, whatever the source: the plan, the withdraw runs, the next cursor,
+    and what the source reported (shown in the tick's log and skip reason)."""
+
+    plan: Plan
+    cursor: str
+    withdrawals: list[RunRequest] = field(default_factory=list)
+    report: str = ""
+    retries: list[RunRequest] = field(default_factory=list)  # failed partitions asked again
+
+
+def retry_runs(context: SensorEvaluationContext, dataset: DatasetConfig, state: PartitionState, plan: Plan,
+               job: AssetJob, retried_until: float | None) -> tuple[list[RunRequest], float | None]:
+    """Runs for the failed partitions of chain runs that ended since ``retried_until``
+    (``defs.retries``), and where the next tick looks from; what is given up is logged."""
+    orders: list = []  # the partition order is read only if a run failed
+
+    def order(key: str) -> int:
+        if not orders:
+            orders.append(state.order(plan.add, plan.delete))
+        return orders[0](key)
+
+    retries, retried_until, given_up = retry_requests(
+        context.instance, job.name, retried_until, state.exists, order, dataset.partitions_per_run
     )
+    if given_up:
+        context.log.warning(
+            f"{dataset.id}: {len(given_up)} partitions failed {MAX_ATTEMPTS} times and are not retried "
+            f"automatically (their cause is on each partition's page): {given_up[:10]}"
+        )
+    return retries, retried_until
+
+
+def _run_key(first: str, last: str, records: list) -> str:
+    tokens = sorted(f"{r.concept_id}:{r.revision_id}" for r in records)
+    digest = hashlib.sha256(",".join(tokens).encode()).hexdigest()[:16]
+    return f"{first}@{digest}" if first == last else f"{first}..{last}@{digest}"
+
+
+def chain_requests(dataset: DatasetConfig, state: PartitionState, plan: Plan, job: AssetJob) -> list[RunRequest]:
+    """Ranged runs over consecutive partitions (at most ``partitions_per_run`` each)."""
+    if not plan.runs:
+        return []
+    order = state.order(plan.add, plan.delete)
+    requests = []
+    for first, last, keys in ranges(list(plan.runs), order, dataset.partitions_per_run):
+        records = [r for key in keys for r in plan.runs[key]]
+        tags = {GRANULES_TAG: str(len(records))}
+        if len(records) == 1:
+            tags[REVISION_TAG] = str(records[0].revision_id)
+        if first == last:
+            requests.append(RunRequest(run_key=_run_key(first, last, records), job_name=job.name, partition_key=first, tags=tags))
+        else:
+            tags.update({ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
+            requests.append(RunRequest(run_key=_run_key(first, last, records), job_name=job.name, tags=tags))
+    return requests
+
+
+def apply(context: SensorEvaluationContext, dataset: DatasetConfig, strategy: PartitionStrategy, state: PartitionState,
+          jobs: SensorJobs, collection_key: AssetKey, decision: Decision) -> SensorResult:
+    """The decision as Dagster's answer to the tick (the only place a sensor builds one)."""
+    plan = decision.plan
+    runs = chain_requests(dataset, state, plan, jobs.chain) + decision.retries
+    if runs and context.instance.get_latest_materialization_event(collection_key) is None:
+        runs.insert(0, RunRequest(run_key="collection", job_name=jobs.collection.name))
+    context.log.info(f"{dataset.id} {decision.report}; {plan.summary()}; "
+                     f"{len(decision.retries)} retry runs; {len(decision.withdrawals)} withdraw runs")
+    requests = []
+    if plan.add and not strategy.by_day:
+        requests.append(strategy.partitions_def.build_add_request(plan.add))
+    if plan.delete and not strategy.by_day:
+        requests.append(strategy.partitions_def.build_delete_request(plan.delete))
+    all_runs = runs + decision.withdrawals
+    if not all_runs and not requests:
+        reason = f"nothing to run: {decision.report}; {plan.summary()}" if decision.report else f"nothing to run: {plan.summary()}"
+        return SensorResult(skip_reason=SkipReason(reason), cursor=decision.cursor)
+    return SensorResult(run_requests=all_runs, dynamic_partitions_requests=requests, cursor=decision.cursor)

@@ -189,7 +189,7 @@ def run_partitions(context: AssetExecutionContext, svc: chain.Services, strategy
 
 
 def _nothing_listed(svc: chain.Services, day: str) -> str:
-    cmr = svc.dataset.cmr
+    cmr = svc.dataset.query
     return (
         f"day {day}: CMR lists no {cmr.short_name} v{cmr.version} ({cmr.provider}) granule beginning that day; "
         "nothing was written. If the day is not published yet, re-run it later"

@@ -27,7 +27,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pystac
-from dagster import ConfigurableIOManager, InputContext, OutputContext, TimeWindowPartitionsDefinition
+from dagster import (
+    ConfigurableIOManager,
+    InputContext,
+    OutputContext,
+    TimeWindowPartitionsDefinition,
+)
 from pydantic import Field
 
 from cog_assets.analysis.zonal import gdal_options

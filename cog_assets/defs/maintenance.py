@@ -6,12 +6,16 @@ asset's Checks tab): which stored items the API lacks and which API items storag
 empty API from storage).
 """
 
+from datetime import datetime, timedelta
+
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetKey,
     Config,
+    DagsterInstance,
     JobDefinition,
     MetadataValue,
     OpExecutionContext,
@@ -19,17 +23,23 @@ from dagster import (
     job,
     op,
 )
+from dagster_aws.s3 import S3Resource
 
 from cog_assets.dataset import DatasetConfig
 from cog_assets.defs.assets import STAC_API_POOL
+from cog_assets.defs.discovery import sensor_name
 from cog_assets.processing import invariant
 from cog_assets.sources.cmr.client import CmrClient
+from cog_assets.sources.cmr.harvest import HarvestCursor
+from cog_assets.sources.s3.discover import ListingCursor
+from cog_assets.sources.source import source_for
 from cog_assets.stac import publishing
 from cog_assets.stac.api import StacApi
 from cog_assets.store.archive import Archive
 
 IN_SYNC_CHECK = "in_sync_with_stac_api"
 INVARIANT_CHECK = "in_step_with_cmr"
+SOURCE_INVARIANT_CHECK = "in_step_with_source"  # datasets whose source is not CMR
 
 
 class RepublishConfig(Config):
@@ -39,18 +49,43 @@ class RepublishConfig(Config):
     """Also delete API items that storage does not hold."""
 
 
+def _sensor_started(instance: DagsterInstance, dataset: DatasetConfig) -> datetime | None:
+    """When the dataset's sensor was first switched on (its cursor), if it ever ticked."""
+    name = sensor_name(dataset)
+    cursor_type = HarvestCursor if dataset.source.kind == "cmr" else ListingCursor
+    try:
+        states = instance.all_instigator_state()
+    except Exception:  # noqa: BLE001 (dagster's CheckError is private) an instance without schedule storage (ephemeral) has no sensor state
+        return None
+    for state in states:
+        cursor = getattr(state.instigator_data, "cursor", None)
+        if state.instigator_name == name and cursor:
+            return cursor_type.from_json(cursor).started
+    return None
+
+
+def invariant_check_name(dataset: DatasetConfig) -> str:
+    return INVARIANT_CHECK if dataset.source.kind == "cmr" else SOURCE_INVARIANT_CHECK
+
+
 def build_invariant_check(dataset: DatasetConfig, collection_key: AssetKey) -> AssetChecksDefinition:
+    where = "CMR" if dataset.source.kind == "cmr" else "the source prefix"
+
     @asset_check(
         asset=collection_key,
-        name=INVARIANT_CHECK,
-        description="The promise: the live granules in CMR = the granules with a stored item = "
-        "the items in the STAC API; one item per concept-id; each item's checksum matches its "
+        name=invariant_check_name(dataset),
+        description=f"The promise: the live granules in {where} = the granules with a stored item = "
+        "the items in the STAC API; one item per granule; each item's checksum matches its "
         "COG; nothing of a superseded or deleted revision left. Reads every stored item and "
-        f"lists CMR's collection; hashes {invariant.SAMPLE} COGs at random.",
+        f"lists {where}; hashes {invariant.SAMPLE} COGs at random.",
         blocking=False,
     )
-    def in_step(cmr: CmrClient, archive: Archive, stac_api: StacApi) -> AssetCheckResult:
-        report = invariant.check(cmr, archive, stac_api, dataset)
+    def in_step(context: AssetCheckExecutionContext, cmr: CmrClient, archive: Archive, stac_api: StacApi,
+                s3: S3Resource) -> AssetCheckResult:
+        grace = invariant.GRACE + 3 * timedelta(seconds=dataset.sensor.minimum_interval_seconds)
+        started = _sensor_started(context.instance, dataset)
+        report = invariant.check(source_for(dataset, cmr, None, s3), archive, stac_api, dataset,
+                                 published_since=started, grace=grace)
         return AssetCheckResult(
             passed=report.holds,
             severity=AssetCheckSeverity.ERROR,

@@ -2,9 +2,9 @@
 one strategy object, used by the chain asset (which granules a run works on, what a partition's
 materialization says) and by the sensor (which key a granule has, how keys are ordered).
 
-``by: granule`` — a dynamic partition per granule, key ``<YYYY-MM-DD>_<concept-id>`` (the UTC
-day its data begins, so the UI lists and selects granules by date), added by the sensor in
-data-time order. ``by: day`` — a daily partition per UTC day holding every granule that begins
+``by: granule`` — a dynamic partition per granule, key ``<YYYY-MM-DD>_<granule id>`` (the UTC
+day its data begins, so the UI lists and selects granules by date; the id is CMR's concept-id,
+or an object's stem for an S3 source), added by the sensor in data-time order. ``by: day`` — a daily partition per UTC day holding every granule that begins
 that day: Dagster knows the partitions from the calendar (nothing to register) and stores their
 status as time ranges; ~10,500 days stand for GPM IMERG's ~500,000 half-hourly granules.
 """
@@ -32,7 +32,9 @@ from cog_assets.processing.days import (
 )
 from cog_assets.sources.cmr.records import GranuleRecord
 
-GRANULE_KEY = re.compile(r"^(\d{4}-\d{2}-\d{2})_(G\d+-[A-Z0-9_]+)$")
+# the id: a concept-id (G<digits>-<PROVIDER>) or an object's stem; never a comma (Dagster's
+# separator for key lists) nor anything that could leave a storage prefix
+GRANULE_KEY = re.compile(r"^(\d{4}-\d{2}-\d{2})_([A-Za-z0-9][A-Za-z0-9._+-]{0,254})$")
 Log = Callable[[str], None]
 
 
@@ -67,17 +69,17 @@ class ByGranule:
         match = GRANULE_KEY.match(key)
         if match is None:
             raise ValueError(
-                f"partition key {key!r} is not <YYYY-MM-DD>_<concept-id>: it was registered by an "
+                f"partition key {key!r} is not <YYYY-MM-DD>_<granule id>: it was registered by an "
                 "older version; see README, 'Upgrading an instance'"
             )
         return match.group(2)
 
     def work(self, svc: Services, keys: Sequence[str], staging: bool, log: Log) -> list[PartitionWork]:
-        """Each partition's granule with its current CMR record (one CMR query per 100
-        granules, not one per granule; also when only later steps are selected, because a
+        """Each partition's granule with its current record at the source (CMR: one query per
+        100 granules, not one per granule; also when only later steps are selected, because a
         granule never staged is staged in the same run)."""
         concepts = {key: self.concept_of(key) for key in keys}
-        found = svc.cmr.granules(self.dataset.cmr, list(concepts.values()))
+        found = svc.source.current(list(concepts.values()))
         return [PartitionWork(key, [(concept, found.get(concept))]) for key, concept in concepts.items()]
 
     def skips_current(self, steps: set[str], reprocess: bool) -> bool:
@@ -99,9 +101,9 @@ class ByDay:
 
     def __init__(self, dataset: DatasetConfig) -> None:
         self.dataset = dataset
-        start = dataset.cmr.temporal_start
+        start = dataset.query.temporal_start
         assert start is not None  # DatasetConfig requires it for by: day
-        end = dataset.cmr.temporal_end
+        end = dataset.query.temporal_end
         self.partitions_def = DailyPartitionsDefinition(
             start_date=start.astimezone(timezone.utc).strftime(DAY_FORMAT),
             end_date=(_day_after(end).strftime(DAY_FORMAT) if end else None),
@@ -119,7 +121,7 @@ class ByDay:
         """Every granule CMR lists as beginning on each day (one temporal query for the run)."""
         days = sorted(keys)
         start, end = day_window(days[0])[0], day_window(days[-1])[1]
-        records, rejected = svc.cmr.granules_between(self.dataset.cmr, start, end - timedelta(milliseconds=1))
+        records, rejected = svc.cmr.granules_between(self.dataset.query, start, end - timedelta(milliseconds=1))
         for problem in rejected:
             log(f"skipped an unusable CMR record: {problem}")
         by_day: dict[str, list[tuple[str, GranuleRecord | str | None]]] = {day: [] for day in keys}

@@ -1,7 +1,7 @@
 """What downstream assets receive for the chain's assets: COG references and STAC items.
 
 The chain writes its objects itself and records where in each materialization's metadata
-(``uri``, ``item_id``, ``datetime``, ``cmr_concept_id``, ``sha256``). So references to a whole
+(``uri``, ``item_id``, ``datetime``, ``cmr_concept_id`` or ``source_id``, ``sha256``). So references to a whole
 history come from the event log (two queries per 500 partitions), not from storage: 7,000
 COG references cost no GET. A day of a dataset partitioned by day is one manifest GET that
 lists the day's granules. Only a STAC item is read from storage, because only it holds more
@@ -80,7 +80,7 @@ def cog_from_metadata(asset_key: AssetKey, partition: str, metadata: Mapping[str
         item_id=str(metadata.get("item_id") or ""),
         datetime=_time(metadata.get("datetime")),
         end_datetime=_time(metadata.get("end_datetime")),
-        concept_id=metadata.get("cmr_concept_id") or None,
+        concept_id=metadata.get("cmr_concept_id") or metadata.get("source_id") or None,  # CMR or a bucket
         sha256=metadata.get("sha256") or None,
         partition_key=partition,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster import EnvVar
+from dagster_aws.s3 import S3Resource
 
 from cog_assets import tokens
 from cog_assets.defs.aois import AoiFolder, default_aois_url
@@ -20,7 +21,6 @@ from cog_assets.sources.cmr.client import DEFAULT_CMR_URL, CmrClient
 from cog_assets.sources.earthdata import EARTHDATA_HOST_SUFFIXES, EarthdataDownloader
 from cog_assets.stac.api import StacApi
 from cog_assets.store.archive import Archive
-
 
 # the secrets the code reads (AWS credentials are boto3's: a task role in production)
 SECRET_VARIABLES = ("EARTHDATA_TOKEN", "COG_ASSETS_STAC_API_TOKEN")
@@ -56,6 +56,8 @@ def resources_from_env() -> dict[str, Any]:
             insecure_testing_origins=insecure,
         ),
         "archive": Archive(**storage),
+        # source buckets (datasets with source kind s3); credentials come from boto3's chain
+        "s3": S3Resource(endpoint_url=s3["s3_endpoint_url"], region_name=s3["s3_region"], max_attempts=5),
         "stac_api": StacApi(
             url=os.environ.get("COG_ASSETS_STAC_API_URL") or None,
             token=_secret("COG_ASSETS_STAC_API_TOKEN"),

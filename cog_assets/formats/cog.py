@@ -93,6 +93,7 @@ class CogInfo:
     statistics: dict[str, float | int]
     size: int
     sha256: str
+    dtype: str = "float32"  # what write_cog writes; a COG used as it is keeps its own
 
 
 def info_of(raster: Raster, path: Path, sha256: str) -> CogInfo:
@@ -109,7 +110,7 @@ def read_info(path: Path) -> CogInfo:
         data = cog.read(1)
         valid = np.isfinite(data) if cog.nodata is None else (data != np.float32(cog.nodata)) & np.isfinite(data)
         return CogInfo((cog.height, cog.width), list(cog.transform)[:6], tuple(cog.bounds), cog.nodata,
-                       statistics(data, valid), path.stat().st_size, sha256_of(path))
+                       statistics(data, valid), path.stat().st_size, sha256_of(path), cog.dtypes[0])
 
 
 def validate(path: Path) -> tuple[bool, list[str], list[str]]:

@@ -1,6 +1,6 @@
 """Read a granule's science variable into one north-up grid with its exact transform.
 
-Two readers, chosen by ``reader.format`` in the dataset file:
+Three readers, chosen by ``reader.format`` in the dataset file:
 
 * ``hdfeos5_grid`` (OMI L3e): the grid's corners come from the HDF-EOS ``StructMetadata.0``
   (``UpperLeftPointMtrs``/``LowerRightMtrs``), which tells whether row 0 is the south edge;
@@ -8,6 +8,8 @@ Two readers, chosen by ``reader.format`` in the dataset file:
 * ``hdf5_latlon_grid`` (GPM IMERG): the axes are found through the variable's dimension
   scales (or sibling ``lat``/``lon`` variables); the latitude values give the row order and
   the transform.
+* ``geotiff`` (objects that are already GeoTIFFs, ``formats.geotiff``): one band, georeferenced
+  by the file itself.
 
 Fill values, valid ranges and the scale/offset convention are applied by ``values.unpack``.
 Nothing about a particular product is hard-coded; the YAML can override what a file lacks.
@@ -15,37 +17,21 @@ Nothing about a particular product is hard-coded; the YAML can override what a f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 from affine import Affine
 
-from cog_assets.dataset import ReaderConfig
 from cog_assets.formats import hdfeos
+from cog_assets.formats.config import ReaderConfig
 from cog_assets.formats.errors import GranuleReadError
+from cog_assets.formats.geotiff import read_geotiff
+from cog_assets.formats.raster import CRS, Raster
 from cog_assets.formats.values import attr as _attr
 from cog_assets.formats.values import unpack
 
-__all__ = ["GranuleReadError", "Raster", "read_granule"]
-
-CRS = "EPSG:4326"
-
-
-@dataclass
-class Raster:
-    """A north-up float32 grid; pixels equal to ``nodata`` had fill values in the source."""
-
-    data: np.ndarray
-    transform: Affine
-    nodata: float
-    units: str | None
-    valid: np.ndarray  # bool mask of valid pixels
-
-    @property
-    def crs(self) -> str:
-        return CRS
+__all__ = ["CRS", "GranuleReadError", "Raster", "read_granule"]
 
 
 def _open_variable(handle: h5py.File, config: ReaderConfig, path: Path) -> h5py.Dataset:
@@ -215,7 +201,7 @@ def _open(path: Path) -> h5py.File:
         ) from None
 
 
-READERS = {"hdfeos5_grid": read_hdfeos5_grid, "hdf5_latlon_grid": read_hdf5_latlon_grid}
+READERS = {"hdfeos5_grid": read_hdfeos5_grid, "hdf5_latlon_grid": read_hdf5_latlon_grid, "geotiff": read_geotiff}
 
 
 def read_granule(path: Path, config: ReaderConfig) -> Raster:
@@ -226,5 +212,5 @@ def read_granule(path: Path, config: ReaderConfig) -> Raster:
         raise
     except (OSError, KeyError, ValueError) as exc:
         raise GranuleReadError(
-            f"{path.name}: reading {config.variable!r} failed: {type(exc).__name__}: {exc}"
+            f"{path.name}: reading {config.variable or config.title!r} failed: {type(exc).__name__}: {exc}"
         ) from exc

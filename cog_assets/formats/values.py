@@ -19,7 +19,7 @@ from typing import Any, Literal
 import h5py
 import numpy as np
 
-from cog_assets.dataset import ReaderConfig
+from cog_assets.formats.config import ReaderConfig
 from cog_assets.formats.errors import GranuleReadError
 
 Convention = Literal["cf", "hdfeos"]

@@ -16,6 +16,7 @@ import base64
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,11 @@ from cog_assets.formats import cog as cogs
 from cog_assets.processing import revisions
 from cog_assets.processing.convert import ConversionJob
 from cog_assets.processing.lanes import INLINE, Lanes
-from cog_assets.sources.cmr.client import CmrClient, CmrError, missing_granule
+from cog_assets.sources.cmr.client import CmrClient
 from cog_assets.sources.cmr.records import GranuleRecord
 from cog_assets.sources.earthdata import EarthdataDownloader
+from cog_assets.sources.source import GranuleSource, source_for
+from cog_assets.stac import identity
 from cog_assets.stac import items as stac
 from cog_assets.stac import publishing
 from cog_assets.stac.api import Decision, DuplicateItemError, StacApi, StacApiError
@@ -34,11 +37,12 @@ from cog_assets.store.archive import Archive
 from cog_assets.formats.cog import CogInfo
 from cog_assets.formats.thumbnail import render_png
 from cog_assets.store.layout import (
-    thumbnail_key,
     COG_MEDIA_TYPE,
     cog_key,
     granule_key,
+    granule_media_type,
     staged_record_key,
+    thumbnail_key,
 )
 from cog_assets.store.objects import StorageError, StoredObject
 
@@ -55,6 +59,12 @@ class Services:
     archive: Archive
     stac_api: StacApi
     lanes: Lanes = INLINE  # what granules of one run share: download slots, converters (processing.lanes)
+    s3: Any = None  # dagster-aws S3Resource: datasets whose source is an S3 prefix
+
+    @cached_property
+    def source(self) -> GranuleSource:
+        """Where the dataset's granules come from (CMR and Earthdata, or a bucket prefix)."""
+        return source_for(self.dataset, self.cmr, self.earthdata, self.s3)
 
 
 @dataclass
@@ -99,11 +109,7 @@ def stored_metadata(stored: StoredObject) -> dict[str, Any]:
 
 
 def _cmr_metadata(svc: Services, record: GranuleRecord) -> dict[str, Any]:
-    return {
-        "cmr_concept_id": record.concept_id,
-        "cmr_revision_id": record.revision_id,
-        "cmr_record": stac.cmr_record_url(svc.cmr.base_url, record),
-    }
+    return identity.run_metadata(record, svc.cmr.base_url)
 
 
 def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
@@ -112,9 +118,10 @@ def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
     ds, record = svc.dataset.id, attempt.record
     file_name = record.require_file_name()
     with svc.lanes.download:  # the run's download slots (its pool slot)
-        attempt.granule_path = svc.earthdata.download(record, attempt.workdir)
+        # its own folder: a granule that is a GeoTIFF already has the COG's name (<item>.tif)
+        attempt.granule_path = svc.source.fetch(record, attempt.workdir / "granule")
     key = granule_key(ds, record.concept_id, record.revision_id, file_name)
-    stored = svc.archive.storage.put_file(attempt.granule_path, key, "application/x-hdf5")
+    stored = svc.archive.storage.put_file(attempt.granule_path, key, granule_media_type(file_name))
     attempt.written.append(key)
     svc.archive.put_record(ds, record, staged=True)
     attempt.written.append(staged_record_key(ds, record.concept_id, record.revision_id))
@@ -122,7 +129,7 @@ def stage(svc: Services, attempt: _Attempt) -> dict[str, Any]:
         **stored_metadata(stored),
         "file_name": file_name,
         **_cmr_metadata(svc, record),
-        "cmr_checksum": f"{record.checksum_algorithm}:{record.checksum}" if record.checksum else "not provided by CMR",
+        **identity.checksum_metadata(record),
     }
 
 
@@ -144,7 +151,7 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
     info = attempt.cog = converted.info
     if info.statistics["valid_pixels"] == 0:
         outcome.warnings.append(
-            f"granule {record.concept_id}: every pixel of {svc.dataset.reader.variable} is fill; "
+            f"granule {record.concept_id}: every pixel of {svc.dataset.reader.title} is fill; "
             "the COG is all nodata (valid_fraction 0)"
         )
     key = cog_key(ds, record.concept_id, record.revision_id, record.item_id, info.sha256)
@@ -162,6 +169,7 @@ def convert(svc: Services, attempt: _Attempt, outcome: GranuleOutcome) -> dict[s
         "end_datetime": record.end.isoformat() if record.end else "",
         **_cmr_metadata(svc, record),
         "thumbnail": attempt.thumbnail_uri,
+        "cog_written": "the source file as it is (already a valid COG)" if converted.used_as_is else "converted",
         "cog_warnings": converted.warnings,
     }
 
@@ -249,6 +257,7 @@ def publish_if_current(svc: Services, record: GranuleRecord) -> str | None:
     except StorageError:
         return None
     decision = publishing.plan_item(svc.stac_api, svc.dataset, live.item_id, live.revision_id)
+    decision = decision.keeping(stored) if decision else None
     published = publishing.publish_item(svc.stac_api, svc.dataset, stored, decision) if decision else "not configured"
     revisions.clean_up(svc.archive, svc.stac_api, svc.dataset, live, stored)
     return published
@@ -276,7 +285,7 @@ def _record_for(svc: Services, concept_id: str, found: GranuleRecord | str | Non
     if "granule" in steps:
         if isinstance(found, GranuleRecord):
             return found
-        raise CmrError(found or missing_granule(svc.dataset.cmr, concept_id))
+        raise svc.source.unavailable(concept_id, found)
     record = revisions.newest_staged(svc.archive, svc.dataset.id, concept_id)
     if record is None:
         raise StorageError(

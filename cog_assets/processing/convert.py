@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from cog_assets.dataset import ReaderConfig
 from cog_assets.formats import cog as cogs
+from cog_assets.formats import geotiff
 from cog_assets.formats.cog import CogInfo
 from cog_assets.formats.readers import read_granule
 from cog_assets.formats.thumbnail import render_images
@@ -63,6 +64,7 @@ class Converted:
     converter: int = 0  # the process that converted it
     started: float = 0.0  # wall clock (time.time) around the conversion
     finished: float = 0.0
+    used_as_is: bool = False  # the granule was a valid COG already, stored byte for byte
 
     @property
     def valid(self) -> bool:
@@ -77,10 +79,10 @@ class Converted:
         info = raw["info"]
         if info is not None:
             info = CogInfo(tuple(info["shape"]), info["transform"], tuple(info["bounds"]), info["nodata"],  # type: ignore[arg-type]
-                           info["statistics"], info["size"], info["sha256"])
+                           info["statistics"], info["size"], info["sha256"], info["dtype"])
         paths = {k: Path(raw[k]) if raw[k] else None for k in ("thumbnail", "preview")}
         return cls(Path(raw["cog"]), raw["errors"], raw["warnings"], info, **paths, converter=raw["converter"],
-                   started=raw["started"], finished=raw["finished"])
+                   started=raw["started"], finished=raw["finished"], used_as_is=raw["used_as_is"])
 
 
 def convert(job: ConversionJob) -> Converted:
@@ -88,17 +90,21 @@ def convert(job: ConversionJob) -> Converted:
     errors propagate: the caller fails the granule with them)."""
     started = time.time()
     raster = read_granule(job.granule, job.reader)
-    cogs.write_cog(raster, job.destination, job.threads)
+    used_as_is = geotiff.use_as_is(job.granule, job.reader, job.destination)  # a COG already
+    if not used_as_is:
+        cogs.write_cog(raster, job.destination, job.threads)
     valid, errors, warnings = cogs.validate(job.destination)
     if not valid:
         return Converted(job.destination, errors, warnings, converter=os.getpid(), started=started, finished=time.time())
-    info = cogs.info_of(raster, job.destination, sha256_of(job.destination))
+    info = (cogs.read_info(job.destination) if used_as_is
+            else cogs.info_of(raster, job.destination, sha256_of(job.destination)))
     del raster  # the grid is not needed for the pictures: they read the COG's overview
     png, webp = render_images(job.destination, job.colormap, job.rescale)
     thumbnail, preview = job.destination.with_suffix(".png"), job.destination.with_suffix(".webp")
     thumbnail.write_bytes(png)
     preview.write_bytes(webp)
-    return Converted(job.destination, errors, warnings, info, thumbnail, preview, os.getpid(), started, time.time())
+    return Converted(job.destination, errors, warnings, info, thumbnail, preview, os.getpid(), started, time.time(),
+                     used_as_is)
 
 
 def error_to_json(exc: BaseException) -> str:

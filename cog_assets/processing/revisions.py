@@ -147,6 +147,7 @@ def commit(
         archive.storage.delete(archive.item_key(ds, previous))
     if not publish:
         return Committed(payload, stored.uri, stored.size, stored.sha256, previous, "not published: the STAC API is unreachable")
+    decision = decision.keeping(payload) if decision else None
     published = publishing.publish_item(api, dataset, payload, decision) if decision else "not configured"
     removed = clean_up(archive, api, dataset, record, payload)
     return Committed(payload, stored.uri, stored.size, stored.sha256, previous, published, removed)
@@ -159,12 +160,13 @@ def clean_up(
 
     An older revision's item of another name is withdrawn from the API and storage first (its
     name is read from that revision's record.json, which is deleted last), then its objects.
+    Newer revisions are left alone: another run may be staging one right now.
     """
     ds = dataset.id
     keep = referenced_keys(archive, ds, live, item)
     removed: list[str] = []
     for revision, objects in sorted(staged_revisions(archive, ds, live.concept_id).items()):
-        if revision == live.revision_id:
+        if revision >= live.revision_id:
             continue
         old = archive.read_staged_record(ds, live.concept_id, revision)
         if old is not None and old.file_name and archive.item_key(ds, old) != archive.item_key(ds, live):
@@ -173,8 +175,10 @@ def clean_up(
             archive.storage.delete(archive.item_key(ds, old))
         ordered = sorted(objects, key=lambda o: o.key.endswith("/" + RECORD_FILE))  # record last
         removed += _delete(archive, [o.key for o in ordered if o.key not in keep])
-    cogs = archive.storage.list_objects(cogs_prefix(ds, live.concept_id))
-    removed += _delete(archive, [o.key for o in cogs if o.key not in keep])
+    prefix = cogs_prefix(ds, live.concept_id)
+    cogs = archive.storage.list_objects(prefix)
+    older = [o.key for o in cogs if (revision_of(o.key[len(prefix):].split("/", 1)[0]) or 0) <= live.revision_id]
+    removed += _delete(archive, [key for key in older if key not in keep])
     return removed
 
 

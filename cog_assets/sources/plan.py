@@ -10,10 +10,10 @@ data time (CMR granules, objects in a bucket) uses the same plan.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Discovered(Protocol):
@@ -78,9 +78,12 @@ def plan_granules(
     started: datetime,
     now: datetime,
     recent_days: float,
+    published: Collection[str] = (),
 ) -> Plan:
     """Decide a tick. ``existing`` maps concept-ids to their partition keys when partitions are
-    registered (None: partitions exist by the calendar, e.g. days)."""
+    registered (None: partitions exist by the calendar, e.g. days). ``published``: ids the source
+    is known to have published or revised after the switch-on whatever their dates say (objects
+    new or overwritten since the sensor's last complete listing)."""
     plan = Plan()
     for record in records:
         key = key_for(record)
@@ -89,7 +92,8 @@ def plan_granules(
             plan.add.append(key)
             if old is not None:  # a revision moved the granule's date: its partition moves
                 plan.delete.append(old)
-        reason = why_run(record, started, now, recent_days, old is not None and is_processed(old))
+        reason = RUN_PUBLISHED if record.concept_id in published else why_run(
+            record, started, now, recent_days, old is not None and is_processed(old))
         if reason is None:
             plan.not_run[NOT_RUN_HISTORY] += 1
             continue
@@ -125,18 +129,19 @@ class DeletionPlan:
 
 
 def plan_deletions(
-    entries: Sequence, is_pending: Callable[[str], bool], in_flight: set[str], since: datetime | None, budget: int
+    entries: Sequence, is_pending: Callable[[Any], bool], in_flight: set[str], window_start: datetime, budget: int
 ) -> DeletionPlan:
     """Which CMR deletions to withdraw (at most ``budget`` checked per tick). The next tick
     looks from the oldest one still pending, so the watermark never passes a deletion that
-    has not been carried out."""
-    plan = DeletionPlan(since=since)
+    has not been carried out; with none pending, from ``window_start`` (the lookback behind
+    this read: CMR indexes deletions asynchronously too)."""
+    plan = DeletionPlan(since=window_start)
     first_pending: datetime | None = None
     for n, entry in enumerate(entries):
         if n == budget:
             first_pending = first_pending or entry.deleted_at
             break
-        if not is_pending(entry.concept_id):
+        if not is_pending(entry):
             plan.done += 1
         else:
             first_pending = first_pending or entry.deleted_at
@@ -145,7 +150,5 @@ def plan_deletions(
             elif entry.concept_id not in {e.concept_id for e in plan.withdraw}:
                 plan.withdraw.append(entry)
     if first_pending is not None:
-        plan.since = first_pending
-    elif entries:
-        plan.since = max(e.deleted_at for e in entries)
+        plan.since = min(first_pending, window_start)
     return plan

@@ -24,11 +24,11 @@ from cog_assets import tokens
 from cog_assets.http import tls_context
 
 from cog_assets.dataset import DuplicatePolicy
-from cog_assets.stac.footprint import union_bbox
+from cog_assets.stac import identity
 from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
 from cog_assets.sources.cmr.client import USER_AGENT
+from cog_assets.stac.footprint import union_bbox
 
-REVISION_PROPERTY = "cmr:revision_id"
 Outcome = Literal["created", "replaced", "skipped"]
 
 
@@ -46,6 +46,21 @@ class Decision:
 
     action: Literal["create", "replace", "skip"]
     reason: str
+    held: dict[str, Any] | None = None  # the item the API holds, if any
+
+    def keeping(self, item: dict[str, Any]) -> "Decision":
+        """A skip must not leave the API pointing at objects the new item no longer keeps (a
+        re-run of the same revision with new bytes, or a revision of identical content under a
+        new prefix): those are removed once the item switches, so replace instead."""
+        if self.action == "skip" and asset_refs(self.held) != asset_refs(item):
+            return Decision("replace", "the STAC API's item points at objects this revision replaced", self.held)
+        return self
+
+
+def asset_refs(item: dict[str, Any] | None) -> dict[str, tuple[Any, Any]]:
+    """Each asset's href and checksum: what an item points at."""
+    assets = (item or {}).get("assets", {})
+    return {name: (a.get("href"), a.get("file:checksum")) for name, a in assets.items()}
 
 
 def decide(policy: DuplicatePolicy, item_id: str, new_revision: int, existing: dict[str, Any] | None) -> Decision:
@@ -56,10 +71,10 @@ def decide(policy: DuplicatePolicy, item_id: str, new_revision: int, existing: d
     """
     if existing is None:
         return Decision("create", "not in the STAC API yet")
-    held = existing.get("properties", {}).get(REVISION_PROPERTY)
+    held = identity.revision(existing.get("properties", {}))
     if isinstance(held, int) and held > new_revision:
         raise DuplicateItemError(
-            f"item {item_id}: the STAC API holds CMR revision {held}, newer than revision "
+            f"item {item_id}: the STAC API holds revision {held}, newer than revision "
             f"{new_revision} built by this run; re-materialize the partition to build the current one"
         )
     if held == new_revision:
@@ -72,7 +87,7 @@ def decide(policy: DuplicatePolicy, item_id: str, new_revision: int, existing: d
             "stac.duplicates policy for that case is 'error'; delete the item from the API or "
             "change the policy to 'skip' or 'replace'"
         )
-    return Decision("replace" if rule == "replace" else "skip", f"already published with {which}")
+    return Decision("replace" if rule == "replace" else "skip", f"already published with {which}", existing)
 
 
 def _message(response: httpx.Response) -> str:

@@ -1,8 +1,9 @@
-"""STAC items and collections built with pystac from CMR records and the dataset file.
+"""STAC items and collections built with pystac from granule records and the dataset file.
 
 Item conventions (DESIGN.md): id = granule file name without extension; datetime,
-start_datetime and end_datetime from CMR's temporal extent (never "now"); ``updated`` is the
-CMR revision date, so a rerun of the same revision yields the same item; asset
+start_datetime and end_datetime from the source's temporal extent (CMR's, or the dates in an
+object's name; never "now"); ``updated`` is the revision date, so a rerun of the same revision
+yields the same item; which granule it is, in the source's words, is ``stac.identity``; asset
 ``cog_default`` is the COG with the projection, raster and file extensions.
 """
 
@@ -19,8 +20,8 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Stat
 from cog_assets.dataset import DatasetConfig
 from cog_assets.formats.cog import CogInfo
 from cog_assets.sources.cmr.records import GranuleRecord
-from cog_assets.stac import footprint
-from cog_assets.stac import catalog
+from cog_assets.stac import catalog, footprint, identity
+from cog_assets.stac.identity import cmr_record_url
 from cog_assets.store.layout import COG_MEDIA_TYPE
 
 COG_ASSET = "cog_default"
@@ -37,9 +38,26 @@ def granule_footprint(record: GranuleRecord, cog_bounds: footprint.Bbox) -> foot
     return record.footprint() or footprint.from_bbox(cog_bounds)
 
 
-def cmr_record_url(cmr_url: str, record: GranuleRecord) -> str:
-    """The granule's CMR record at this revision."""
-    return f"{cmr_url.rstrip('/')}/search/concepts/{record.concept_id}/{record.revision_id}.umm_json"
+def _describe_cog(asset: pystac.Asset, cog: CogInfo, units: str | None) -> None:
+    """projection, raster (statistics as computed when the COG was written) and file fields."""
+    projection = ProjectionExtension.ext(asset)
+    projection.shape = list(cog.shape)
+    projection.transform = cog.transform
+    projection.bbox = list(cog.bounds)
+    stats = None
+    if cog.statistics["valid_pixels"]:
+        stats = Statistics.create(
+            minimum=cog.statistics["minimum"],
+            maximum=cog.statistics["maximum"],
+            mean=cog.statistics["mean"],
+            valid_percent=round(100.0 * float(cog.statistics["valid_fraction"]), 4),
+        )
+    RasterExtension.ext(asset, add_if_missing=True).bands = [
+        RasterBand.create(nodata=cog.nodata, data_type=DataType(cog.dtype), unit=units, statistics=stats)
+    ]
+    file_ext = FileExtension.ext(asset, add_if_missing=True)
+    file_ext.size = cog.size
+    file_ext.checksum = _multihash_sha256(cog.sha256)
 
 
 def build_item(
@@ -55,7 +73,7 @@ def build_item(
     bounds = cog.bounds
     extent = granule_footprint(record, bounds)
     if record.begin is None:
-        raise ValueError(f"granule {record.concept_id} has no temporal extent in CMR")
+        raise ValueError(f"granule {record.concept_id} has no temporal extent at its source")
     item = pystac.Item(
         id=record.item_id,
         geometry=extent.geometry,
@@ -63,12 +81,7 @@ def build_item(
         datetime=record.begin,
         start_datetime=record.begin,
         end_datetime=record.end or record.begin,
-        properties={
-            "cmr:concept_id": record.concept_id,
-            "cmr:revision_id": record.revision_id,
-            "cmr:revision_date": record.revision_date,
-            "cmr:granule_ur": record.granule_ur,
-        },
+        properties=identity.item_properties(record),
         collection=dataset.id,
     )
     item.common_metadata.updated = datetime.fromisoformat(record.revision_date.replace("Z", "+00:00"))
@@ -76,46 +89,28 @@ def build_item(
         href=cog_uri,
         media_type=COG_MEDIA_TYPE,
         roles=["data"],
-        title=f"{dataset.reader.variable.rsplit('/', 1)[-1]} ({dataset.reader.units or 'unitless'})",
+        title=f"{dataset.reader.title} ({dataset.reader.units or 'unitless'})",
     )
     item.add_asset(COG_ASSET, asset)
 
-    projection = ProjectionExtension.ext(item, add_if_missing=True)
-    projection.code = "EPSG:4326"
-    proj_asset = ProjectionExtension.ext(asset)
-    proj_asset.shape = list(cog.shape)
-    proj_asset.transform = cog.transform
-    proj_asset.bbox = list(bounds)
-
-    stats = None
-    if cog.statistics["valid_pixels"]:
-        stats = Statistics.create(
-            minimum=cog.statistics["minimum"],
-            maximum=cog.statistics["maximum"],
-            mean=cog.statistics["mean"],
-            valid_percent=round(100.0 * float(cog.statistics["valid_fraction"]), 4),
-        )
-    RasterExtension.ext(asset, add_if_missing=True).bands = [
-        RasterBand.create(nodata=cog.nodata, data_type=DataType.FLOAT32, unit=dataset.reader.units, statistics=stats)
-    ]
-    file_ext = FileExtension.ext(asset, add_if_missing=True)
-    file_ext.size = cog.size
-    file_ext.checksum = _multihash_sha256(cog.sha256)
+    ProjectionExtension.ext(item, add_if_missing=True).code = "EPSG:4326"
+    _describe_cog(asset, cog, dataset.reader.units)
     if thumbnail_uri:
         item.add_asset(THUMBNAIL_ASSET, pystac.Asset(href=thumbnail_uri, media_type=pystac.MediaType.PNG,
                                                      roles=["thumbnail"], title="Preview"))
-    item.add_link(
-        pystac.Link(rel="via", target=cmr_record_url(cmr_url, record), media_type="application/json",
-                    title=f"CMR granule record (revision {record.revision_id})")
-    )
+    if record.source == "cmr":
+        item.add_link(
+            pystac.Link(rel="via", target=cmr_record_url(cmr_url, record), media_type="application/json",
+                        title=f"CMR granule record (revision {record.revision_id})")
+        )
     if record.data_url:
         item.add_link(pystac.Link(rel="derived_from", target=record.data_url, title="source granule"))
     return item
 
 
 def build_collection(dataset: DatasetConfig) -> pystac.Collection:
-    """The collection from the dataset file (extent from the CMR query)."""
-    bbox = list(dataset.cmr.bounding_box or (-180.0, -90.0, 180.0, 90.0))
+    """The collection from the dataset file (extent from the CMR query, if any)."""
+    bbox, interval = identity.collection_extent(dataset)
     collection = pystac.Collection(
         id=dataset.id,
         title=dataset.stac.title,
@@ -128,17 +123,13 @@ def build_collection(dataset: DatasetConfig) -> pystac.Collection:
         ],
         extent=pystac.Extent(
             spatial=pystac.SpatialExtent([bbox]),
-            temporal=pystac.TemporalExtent([[dataset.cmr.temporal_start, dataset.cmr.temporal_end]]),
+            temporal=pystac.TemporalExtent([interval]),
         ),
-        extra_fields={
-            "cmr:short_name": dataset.cmr.short_name,
-            "cmr:version": dataset.cmr.version,
-            "cmr:provider": dataset.cmr.provider,
-        },
+        extra_fields=identity.collection_fields(dataset),
     )
     collection.item_assets = {
         COG_ASSET: pystac.ItemAssetDefinition.create(
-            title=dataset.reader.variable.rsplit("/", 1)[-1],
+            title=dataset.reader.title,
             description=None,
             media_type=COG_MEDIA_TYPE,
             roles=["data"],
@@ -151,7 +142,7 @@ def build_collection(dataset: DatasetConfig) -> pystac.Collection:
     collection.stac_extensions.append(RENDER_EXTENSION)
     collection.extra_fields["renders"] = {
         "default": {
-            "title": f"{dataset.reader.variable.rsplit('/', 1)[-1]} ({dataset.reader.units or 'unitless'})",
+            "title": f"{dataset.reader.title} ({dataset.reader.units or 'unitless'})",
             "assets": [COG_ASSET],
             "colormap_name": render.colormap,
             "rescale": [list(render.rescale)],

@@ -73,6 +73,15 @@ def item_key(dataset_id: str, item_id: str, when: datetime) -> str:
     return storage_key(dataset_id, "items", f"{month:%Y}", f"{month:%m}", f"{item_id}.json")
 
 
+GRANULE_MEDIA_TYPES = {".tif": "image/tiff", ".tiff": "image/tiff", ".nc": "application/x-netcdf"}
+
+
+def granule_media_type(file_name: str) -> str:
+    """The stored granule file's content type, from its extension (HDF5 unless it says otherwise)."""
+    suffix = "." + file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
+    return GRANULE_MEDIA_TYPES.get(suffix, "application/x-hdf5")
+
+
 def thumbnail_key(cog: str) -> str:
     """The thumbnail beside a COG."""
     return cog[: -len(".tif")] + ".png"

@@ -13,7 +13,7 @@ from dagster import AssetKey
 
 from cog_assets.dataset import DatasetConfigError, load_datasets
 from cog_assets.defs.partitions import GRANULE_KEY
-from cog_assets.store.objects import LocalStorage
+from cog_assets.store.local import LocalStorage
 
 from ..cmr_server import Fault, FakeCmr
 from ..granule_files import SyntheticGranule, make_omi_granule, omi_values

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from cog_assets.store.layout import granule_key
-from cog_assets.store.objects import LocalStorage, S3Storage
+from cog_assets.store.local import LocalStorage
+from cog_assets.store.s3 import S3Storage
 
 from ..cmr_server import Fault, FakeCmr
 from ..granule_files import make_omi_granule, omi_values
@@ -82,7 +83,7 @@ _KILL_DURING_COG_WRITE = textwrap.dedent(
     from dagster import DagsterInstance, materialize
     from cog_assets.defs.assets import build_dataset_assets
     from cog_assets.dataset import load_datasets
-    from cog_assets.store.objects import LocalStorage
+    from cog_assets.store.local import LocalStorage
     from cog_assets_tests.helpers import chain_resources
 
     class Cmr:  # what chain_resources reads from the test's CMR server

@@ -22,7 +22,8 @@ from cog_assets.dataset import DATASETS_DIR, DatasetConfigError, load_dataset
 from cog_assets.definitions import build_definitions
 from cog_assets.defs.resources import resources_from_env
 from cog_assets.sources.earthdata import DownloadError, EarthdataDownloader
-from cog_assets.store.objects import LocalStorage, S3Storage
+from cog_assets.store.local import LocalStorage
+from cog_assets.store.s3 import S3Storage
 
 from ..cmr_server import FakeCmr
 from ..granule_files import make_omi_granule

@@ -10,7 +10,7 @@ page, so discovery never silently skips granules.
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -24,7 +24,6 @@ from cog_assets.sources.cmr.records import (
     GranuleRecord,
     UmmParseError,
     cmr_time,
-    parse_cmr_time,
     parse_umm_item,
 )
 
@@ -45,33 +44,8 @@ class CmrPage:
 
 
 
-@dataclass(frozen=True)
-class DeletedGranule:
-    """One entry of CMR's ``/search/deleted-granules.json``."""
-
-    concept_id: str
-    revision_date: str
-    granule_ur: str | None = None
-    parent_collection_id: str | None = None
-
-    @property
-    def deleted_at(self) -> datetime:
-        return parse_cmr_time(self.revision_date)
-
-    def as_json(self) -> dict[str, str | None]:
-        return {
-            "concept-id": self.concept_id,
-            "revision-date": self.revision_date,
-            "granule-ur": self.granule_ur,
-            "parent-collection-id": self.parent_collection_id,
-        }
-
-
 def _iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-DELETIONS_LOOKBACK_LIMIT = timedelta(days=365)  # CMR refuses deleted-granules older than a year
 
 
 def _cmr_errors(response: httpx.Response) -> str:
@@ -232,52 +206,10 @@ class CmrClient(ConfigurableResource):
                     return
                 search_after = page.search_after
 
-    def collection_concept_id(self, query: CmrQuery) -> str:
-        """The collection's concept-id (``C…-PROVIDER``), which scopes deletions to it."""
-        params = [("short_name", query.short_name), ("version", query.version), ("provider", query.provider)]
+    def get(self, path: str, params: list[tuple[str, str]]) -> httpx.Response:
+        """One CMR search request (other than granules), with the client's retries."""
         with self._client() as client:
-            response = self._get(client, "/search/collections.umm_json", params, {})
-        try:
-            ids = [item["meta"]["concept-id"] for item in response.json()["items"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CmrError(f"CMR answered {response.request.url} with a body that is not a collections.umm_json result ({exc!r})") from None
-        if len(ids) != 1:
-            raise CmrError(
-                f"CMR has {len(ids)} collections for {query.short_name} v{query.version} ({query.provider}), "
-                "expected exactly one; check cmr.short_name, cmr.version and cmr.provider in the dataset file"
-            )
-        return ids[0]
-
-    def deleted_granules(self, query: CmrQuery, since: datetime, collection_id: str) -> list[DeletedGranule]:
-        """The collection's granules CMR deleted at or after ``since``, oldest first.
-
-        CMR's list is provider-wide unless filtered: the query asks for the collection's only
-        (``parent_collection_id``), and entries of other collections are dropped anyway.
-        """
-        params = [
-            ("provider", query.provider),
-            ("revision_date", cmr_time(since)),
-            ("parent_collection_id", collection_id),
-        ]
-        with self._client() as client:
-            response = self._get(client, "/search/deleted-granules.json", params, {})
-        try:
-            entries = [
-                DeletedGranule(
-                    concept_id=entry["concept-id"],
-                    revision_date=entry["revision-date"],
-                    granule_ur=entry.get("granule-ur"),
-                    parent_collection_id=entry.get("parent-collection-id"),
-                )
-                for entry in response.json()
-            ]
-            ours = [e for e in entries if e.parent_collection_id in (None, collection_id)]
-            return sorted(ours, key=lambda e: (e.deleted_at, e.concept_id))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CmrError(
-                f"CMR answered {response.request.url} with a body that is not a deleted-granules "
-                f"list ({type(exc).__name__}: {exc})"
-            ) from None
+            return self._get(client, path, params, {})
 
     def granules(self, query: CmrQuery, concept_ids: list[str], chunk: int = 100) -> dict[str, GranuleRecord | str]:
         """The current revision of each granule (one query per ``chunk`` ids, not one per

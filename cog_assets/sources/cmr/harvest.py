@@ -7,10 +7,11 @@ Final appears ~3.5 months after its data). Two phases:
 * ``history`` (datasets partitioned by granule): the collection as it stands, paged in
   data-time order (``sort_key[]=start_date``) so partitions are registered in that order.
 * ``incremental``: revisions by ``revision_date``, oldest first. CMR indexes asynchronously,
-  so a record can become searchable after later revision dates are visible: each complete read
-  starts ``lookback`` before the previous complete read began, and what was already read
+  so a record can become searchable after later revision dates are visible: each read starts
+  ``lookback`` before the previous read began (or at the watermark, if that is earlier), and
+  what was already read
   there is dropped by (concept-id, revision-id) (``seen``), so nothing is skipped and nothing
-  is requested twice. A read cut short by the tick's budget resumes at its watermark.
+  is requested twice, also across reads cut short by the tick's budget (a long catch-up).
 
 Every CMR date is parsed (CMR mixes ``Z``, ``+0000`` and fractional seconds). A harvest stops
 at a per-tick budget; the cursor is exact because whole pages are consumed.
@@ -54,11 +55,12 @@ class HarvestCursor:
     history_done: bool = False
     history_after: datetime | None = None  # start date of the last history record read
     watermark: datetime | None = None  # latest revision date read incrementally
-    incomplete: bool = False  # the last incremental read stopped at the budget
-    last_complete: datetime | None = None  # when the last complete incremental read began
+    stalled: bool = False  # the last read stopped at the budget without finding anything new
+    last_read: datetime | None = None  # when the last incremental read began (our clock)
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)  # concept → (revision, ms)
     collection_id: str | None = None
     deleted_since: datetime | None = None  # the oldest CMR deletion not yet carried out
+    retried_until: float | None = None  # failed runs up to this time were looked at (defs.retries)
 
     def to_json(self) -> str:
         seen = {k: list(v) for k, v in sorted(self.seen.items())}
@@ -68,11 +70,11 @@ class HarvestCursor:
         times = {
             k: cmr_time(v) if v else None
             for k, v in (("started", self.started), ("history_after", self.history_after), ("watermark", self.watermark),
-                         ("last_complete", self.last_complete), ("deleted_since", self.deleted_since))
+                         ("last_read", self.last_read), ("deleted_since", self.deleted_since))
         }
         return json.dumps(
-            {"v": CURSOR_VERSION, **times, "history_done": self.history_done, "incomplete": self.incomplete,
-             "collection_id": self.collection_id, "seen": packed},
+            {"v": CURSOR_VERSION, **times, "history_done": self.history_done, "stalled": self.stalled,
+             "collection_id": self.collection_id, "retried_until": self.retried_until, "seen": packed},
             separators=(",", ":"),
         )
 
@@ -94,9 +96,9 @@ class HarvestCursor:
             seen = json.loads(zlib.decompress(base64.b64decode(seen)))
         return cls(
             started=_opt(data["started"]), history_done=data["history_done"], history_after=_opt(data["history_after"]),
-            watermark=_opt(data["watermark"]), incomplete=data["incomplete"], last_complete=_opt(data["last_complete"]),
+            watermark=_opt(data["watermark"]), stalled=data.get("stalled", False), last_read=_opt(data.get("last_read")),
             seen={k: (int(v[0]), int(v[1])) for k, v in seen.items()}, collection_id=data["collection_id"],
-            deleted_since=_opt(data["deleted_since"]),
+            deleted_since=_opt(data["deleted_since"]), retried_until=data.get("retried_until"),
         )
 
 
@@ -141,6 +143,9 @@ def _history(cmr: CmrClient, query: CmrQuery, cursor: HarvestCursor, budget: Bud
         for page in pages:
             _count(result, page)
             for record in page.records:
+                known = seen.get(record.concept_id)
+                if known is not None and known[0] >= record.revision_id:
+                    continue  # read already (the resume point is inclusive)
                 result.records.append(record)
                 after = max(after, record.begin) if after and record.begin else (record.begin or after)
                 if record.revised >= recent:  # the incremental phase will read it again
@@ -155,8 +160,8 @@ def _history(cmr: CmrClient, query: CmrQuery, cursor: HarvestCursor, budget: Bud
 def _incremental(cmr: CmrClient, query: CmrQuery, cursor: HarvestCursor, budget: Budget, now: datetime) -> Harvest:
     assert cursor.watermark is not None
     start = cursor.watermark
-    if not cursor.incomplete and cursor.last_complete is not None:
-        start = min(start, cursor.last_complete - budget.lookback)
+    if cursor.last_read is not None and not cursor.stalled:  # every read re-covers the lookback
+        start = min(start, cursor.last_read - budget.lookback)
     began, watermark, seen = budget.clock(), cursor.watermark, dict(cursor.seen)
     by_concept: dict[str, GranuleRecord] = {}
     result = Harvest([], cursor, complete=True, phase="incremental")
@@ -174,14 +179,17 @@ def _incremental(cmr: CmrClient, query: CmrQuery, cursor: HarvestCursor, budget:
             if len(by_concept) >= budget.granules or budget.clock() - began >= budget.seconds:
                 result.complete = False
                 break
-    last_complete = now if result.complete else cursor.last_complete
-    next_start = watermark if not result.complete or last_complete is None else min(watermark, last_complete - budget.lookback)
+    # a read that only re-read what it had seen, and hit the budget, skips the overlap once so
+    # the next one makes progress (a reprocessing campaign can put more than a tick's budget
+    # into the lookback window)
+    stalled = not result.complete and not by_concept
+    next_start = watermark if stalled else min(watermark, now - budget.lookback)
     # some of CMR's date forms drop the milliseconds: a date read as T may stand for T + 0.999 s,
     # and CMR (which knows the exact time) returns it again from a watermark up to 1 s after T
     kept = {c: v for c, v in seen.items() if v[1] >= _ms(next_start - _TRUNCATION)}
     result.records = list(by_concept.values())
     result.cursor = replace(
-        cursor, watermark=watermark, incomplete=not result.complete, last_complete=last_complete, seen=kept
+        cursor, watermark=watermark, stalled=stalled, last_read=now, seen=kept
     )
     return result
 

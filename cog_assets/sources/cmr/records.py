@@ -1,9 +1,10 @@
-"""The typed granule record, parsed from CMR's UMM-G JSON.
+"""The typed granule record, parsed from CMR's UMM-G JSON (or made from an object in a bucket).
 
-A record carries what the rest of the platform needs from CMR: identity and revision (for
-partitions and reprocessing), the data URL and its declared size and checksum (for staging),
-and the temporal and spatial extent (for the STAC item). Records are stored as JSON, never
-pickled.
+A record carries what the rest of the platform needs from its source: identity and revision
+(for partitions and reprocessing), the data URL and its declared size and checksum (for
+staging), and the temporal and spatial extent (for the STAC item). Every source produces this
+one record type (``source`` says which: CMR, or an S3 prefix, see ``sources.s3.objects``), so
+the chain never asks where a granule came from. Records are stored as JSON, never pickled.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict
@@ -38,10 +39,11 @@ class UmmParseError(ValueError):
 
 
 class GranuleRecord(BaseModel):
-    """One granule revision as CMR describes it."""
+    """One granule revision as its source describes it (for CMR: its UMM-G record)."""
 
     model_config = ConfigDict(frozen=True)
 
+    source: Literal["cmr", "s3"] = "cmr"
     concept_id: str
     revision_id: int
     revision_date: str
@@ -59,6 +61,7 @@ class GranuleRecord(BaseModel):
     checksum: str | None = None
     checksum_algorithm: str | None = None
     url_problem: str | None = None
+    etag: str | None = None  # S3 sources: the object's ETag when it was listed
 
     @property
     def revised(self) -> datetime:
@@ -152,56 +155,65 @@ def _archive_entry(umm: dict[str, Any], file_name: str | None) -> dict[str, Any]
     return entries[0] if len(entries) == 1 else None
 
 
-def parse_umm_item(item: dict[str, Any], data_url_pattern: str | None = None) -> GranuleRecord:
-    """Turn one ``items[]`` element of a ``granules.umm_json`` response into a record."""
+def _identity(item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str, int, str]:
+    """meta, umm, concept-id, revision-id and revision date; refused if any is missing."""
     try:
-        meta = item["meta"]
-        umm = item["umm"]
-        concept_id = meta["concept-id"]
-        revision_id = int(meta["revision-id"])
-        revision_date = meta["revision-date"]
+        meta, umm = item["meta"], item["umm"]
+        concept_id, revision_id, revision_date = meta["concept-id"], int(meta["revision-id"]), meta["revision-date"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise UmmParseError(f"CMR item lacks meta.concept-id/revision-id/revision-date: {exc!r}")
+        raise UmmParseError(f"CMR item lacks meta.concept-id/revision-id/revision-date: {exc!r}") from None
     if not CONCEPT_ID.match(str(concept_id)):
         raise UmmParseError(
             f"CMR item has concept-id {concept_id!r}, which is not a granule concept-id "
             "(G<digits>-<PROVIDER>); it cannot be a partition key"
         )
+    return meta, umm, concept_id, revision_id, revision_date
+
+
+def _data_url(umm: dict[str, Any], concept_id: str, pattern: str | None) -> tuple[str | None, str | None, str | None]:
+    """The chosen GET DATA URL, its file name (None if unsafe) and what is wrong with it."""
     urls = umm.get("RelatedUrls", []) or []
-    https = tuple(
-        u["URL"] for u in urls if u.get("Type") == "GET DATA" and u.get("URL", "").startswith("http")
-    )
-    s3 = tuple(u["URL"] for u in urls if u.get("Type") == "GET DATA VIA DIRECT ACCESS")
-    pattern = re.compile(data_url_pattern) if data_url_pattern else None
-    chosen = next((u for u in https if pattern is None or pattern.search(u)), None)
+    https = [u["URL"] for u in urls if u.get("Type") == "GET DATA" and u.get("URL", "").startswith("http")]
+    compiled = re.compile(pattern) if pattern else None
+    chosen = next((u for u in https if compiled is None or compiled.search(u)), None)
     file_name = file_name_of(chosen) if chosen else None
-    url_problem = None
     if file_name is not None and not SAFE_FILE_NAME.match(file_name):
-        url_problem = (
+        return chosen, None, (
             f"granule {concept_id}: data URL file name {file_name!r} is not a plain file name "
             "(letters, digits, '.', '_', '-', '+'); it is refused so that it cannot escape the "
             "storage prefix. Report the record to the data provider"
         )
-        file_name = None
+    return chosen, file_name, None
+
+
+def _times(umm: dict[str, Any], concept_id: str, revision_date: str) -> tuple[datetime, datetime]:
+    temporal = umm.get("TemporalExtent", {})
+    range_dt = temporal.get("RangeDateTime", {})
+    try:
+        begin = _parse_time(range_dt.get("BeginningDateTime") or temporal.get("SingleDateTime"))
+        end = _parse_time(range_dt.get("EndingDateTime")) or begin
+        parse_cmr_time(revision_date)
+    except ValueError as exc:
+        raise UmmParseError(f"granule {concept_id}: {exc}") from None
+    if begin is None or end is None:
+        raise UmmParseError(
+            f"granule {concept_id} ({umm.get('GranuleUR')}) has no TemporalExtent in CMR; a STAC "
+            "item needs the data's time, so it cannot be a partition. Report it to the data provider"
+        )
+    return begin, end
+
+
+def parse_umm_item(item: dict[str, Any], data_url_pattern: str | None = None) -> GranuleRecord:
+    """Turn one ``items[]`` element of a ``granules.umm_json`` response into a record."""
+    meta, umm, concept_id, revision_id, revision_date = _identity(item)
+    chosen, file_name, url_problem = _data_url(umm, concept_id, data_url_pattern)
     entry = _archive_entry(umm, file_name) or {}
     checksum = entry.get("Checksum") or {}
     algorithm = _CHECKSUM_ALGORITHMS.get(str(checksum.get("Algorithm", "")).upper())
     size_unit = _SIZE_UNITS.get(str(entry.get("SizeUnit", "")).upper())
     approx = int(entry["Size"] * size_unit) if size_unit and entry.get("Size") is not None else None
-    temporal = umm.get("TemporalExtent", {})
-    range_dt = temporal.get("RangeDateTime", {})
-    single = temporal.get("SingleDateTime")
-    try:
-        begin = _parse_time(range_dt.get("BeginningDateTime") or single)
-        end = _parse_time(range_dt.get("EndingDateTime")) or begin
-        parse_cmr_time(revision_date)
-    except ValueError as exc:
-        raise UmmParseError(f"granule {concept_id}: {exc}") from None
-    if begin is None:
-        raise UmmParseError(
-            f"granule {concept_id} ({umm.get('GranuleUR')}) has no TemporalExtent in CMR; a STAC "
-            "item needs the data's time, so it cannot be a partition. Report it to the data provider"
-        )
+    begin, end = _times(umm, concept_id, revision_date)
+    urls = umm.get("RelatedUrls", []) or []
     return GranuleRecord(
         concept_id=concept_id,
         revision_id=revision_id,
@@ -213,8 +225,8 @@ def parse_umm_item(item: dict[str, Any], data_url_pattern: str | None = None) ->
         end=end,
         spatial=umm.get("SpatialExtent") or None,
         data_url=chosen,
-        data_urls=https,
-        s3_urls=s3,
+        data_urls=tuple(u["URL"] for u in urls if u.get("Type") == "GET DATA" and u.get("URL", "").startswith("http")),
+        s3_urls=tuple(u["URL"] for u in urls if u.get("Type") == "GET DATA VIA DIRECT ACCESS"),
         size_bytes=entry.get("SizeInBytes"),
         approx_size_bytes=approx,
         checksum=checksum.get("Value") if algorithm else None,
