@@ -127,6 +127,48 @@ class _Tally:
         )
 
 
+def _chain_specs(dataset: DatasetConfig, keys: dict[str, AssetKey]) -> list[AssetSpec]:
+    """The three assets one step computes, as the UI describes them."""
+    return [
+        AssetSpec(
+            keys["granule"],
+            description=granule_description(dataset),
+            kinds={"geotiff" if dataset.reader.format == "geotiff" else "hdf5"},
+            skippable=True,
+        ),
+        AssetSpec(
+            keys["cog"],
+            description=f"{dataset.reader.variable or dataset.reader.title} as a north-up Cloud-Optimized GeoTIFF "
+            "(EPSG:4326, deflate + float predictor, 512 blocks, internal overviews).",
+            deps=[keys["granule"]],
+            kinds={"geotiff"},
+            skippable=True,
+        ),
+        AssetSpec(
+            keys["stac_item"],
+            description="The granule's STAC item (JSON in storage, asset 'cog_default'), "
+            "upserted to the STAC API when COG_ASSETS_STAC_API_URL is set, under the "
+            "dataset's duplicate policy.",
+            deps=[keys["cog"]],
+            kinds={"stac"},
+            skippable=True,
+        ),
+    ]
+
+
+def _chain_checks(keys: dict[str, AssetKey]) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec(
+            VALID_COG_CHECK,
+            asset=keys["cog"],
+            description="rio-cogeo's validator accepts every COG the run wrote; evaluated "
+            "once per run (cogs_validated, cogs_invalid). Blocking: an invalid COG is never "
+            "stored (its granule fails) and assets downstream of cog in the run do not run",
+            blocking=True,
+        )
+    ]
+
+
 def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
     strategy = strategy_for(dataset)
     partitions = strategy.partitions_def
@@ -136,41 +178,8 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
 
     @multi_asset(
         name=f"{ds}_granule_chain",
-        specs=[
-            AssetSpec(
-                keys["granule"],
-                description=granule_description(dataset),
-                kinds={"geotiff" if dataset.reader.format == "geotiff" else "hdf5"},
-                skippable=True,
-            ),
-            AssetSpec(
-                keys["cog"],
-                description=f"{dataset.reader.variable or dataset.reader.title} as a north-up Cloud-Optimized GeoTIFF "
-                "(EPSG:4326, deflate + float predictor, 512 blocks, internal overviews).",
-                deps=[keys["granule"]],
-                kinds={"geotiff"},
-                skippable=True,
-            ),
-            AssetSpec(
-                keys["stac_item"],
-                description="The granule's STAC item (JSON in storage, asset 'cog_default'), "
-                "upserted to the STAC API when COG_ASSETS_STAC_API_URL is set, under the "
-                "dataset's duplicate policy.",
-                deps=[keys["cog"]],
-                kinds={"stac"},
-                skippable=True,
-            ),
-        ],
-        check_specs=[
-            AssetCheckSpec(
-                VALID_COG_CHECK,
-                asset=keys["cog"],
-                description="rio-cogeo's validator accepts every COG the run wrote; evaluated "
-                "once per run (cogs_validated, cogs_invalid). Blocking: an invalid COG is never "
-                "stored (its granule fails) and assets downstream of cog in the run do not run",
-                blocking=True,
-            )
-        ],
+        specs=_chain_specs(dataset, keys),
+        check_specs=_chain_checks(keys),
         partitions_def=partitions,
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=dataset.partitions_per_run),
         can_subset=True,
@@ -186,7 +195,7 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
         stac_api: StacApi,
         s3: S3Resource,
     ) -> Iterator[Any]:
-        services = chain.Services(dataset, cmr, earthdata, archive, stac_api, s3)
+        services = chain.Services(dataset, cmr, earthdata, archive, stac_api, s3=s3)
         tally = _Tally(context)
         scratch = Path(tempfile.mkdtemp(prefix=f"cog_assets-{ds}-"))
         try:
@@ -210,6 +219,13 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
             report_failed_partitions(context, selected, tally.failed_partitions)
             raise tally.failure(dataset, len(context.partition_keys))
 
+    return DatasetAssets(strategy, granule_chain, build_collection_asset(dataset))
+
+
+def build_collection_asset(dataset: DatasetConfig) -> AssetsDefinition:
+    """``<dataset>/stac_collection``: the collection in storage (and the API, if configured)."""
+    ds = dataset.id
+
     @asset(
         key=[ds, "stac_collection"],
         description="The dataset's STAC collection: collection.json (linking every stored item) "
@@ -228,4 +244,4 @@ def build_dataset_assets(dataset: DatasetConfig) -> DatasetAssets:
             metadata={**object_metadata(chain.stored_metadata(stored)), "item_links": links, "stac_api": published}
         )
 
-    return DatasetAssets(strategy, granule_chain, stac_collection)
+    return stac_collection

@@ -11,8 +11,6 @@ refused is the dataset's duplicate policy (``stac.duplicates`` in its YAML).
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -22,72 +20,15 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from cog_assets import tokens
 from cog_assets.http import tls_context
-
-from cog_assets.dataset import DuplicatePolicy
-from cog_assets.stac import identity
 from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
 from cog_assets.sources.cmr.client import USER_AGENT
-from cog_assets.stac.footprint import union_bbox
+from cog_assets.stac.duplicates import Decision, asset_refs, decide
+from cog_assets.stac.errors import DuplicateItemError, StacApiError
+from cog_assets.stac.extent import covering_extent, extent_as_item
+
+__all__ = ["Decision", "DuplicateItemError", "StacApi", "StacApiError", "asset_refs", "covering_extent", "decide"]
 
 Outcome = Literal["created", "replaced", "skipped"]
-
-
-class StacApiError(RuntimeError):
-    """The STAC API refused a request, or could not be reached after the retries."""
-
-
-class DuplicateItemError(StacApiError):
-    """The dataset's duplicate policy says ``error`` for the item already in the API."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What publishing an item will do, and why (shown in the materialization metadata)."""
-
-    action: Literal["create", "replace", "skip"]
-    reason: str
-    held: dict[str, Any] | None = None  # the item the API holds, if any
-
-    def keeping(self, item: dict[str, Any]) -> "Decision":
-        """A skip must not leave the API pointing at objects the new item no longer keeps (a
-        re-run of the same revision with new bytes, or a revision of identical content under a
-        new prefix): those are removed once the item switches, so replace instead."""
-        if self.action == "skip" and asset_refs(self.held) != asset_refs(item):
-            return Decision("replace", "the STAC API's item points at objects this revision replaced", self.held)
-        return self
-
-
-def asset_refs(item: dict[str, Any] | None) -> dict[str, tuple[Any, Any]]:
-    """Each asset's href and checksum: what an item points at."""
-    assets = (item or {}).get("assets", {})
-    return {name: (a.get("href"), a.get("file:checksum")) for name, a in assets.items()}
-
-
-def decide(policy: DuplicatePolicy, item_id: str, new_revision: int, existing: dict[str, Any] | None) -> Decision:
-    """Apply the duplicate policy to the item the API already holds (None: it holds none).
-
-    A revision older than the API's is never published over it: that run used a stale CMR
-    record and its partition should be re-materialized.
-    """
-    if existing is None:
-        return Decision("create", "not in the STAC API yet")
-    held = identity.revision(existing.get("properties", {}))
-    if isinstance(held, int) and held > new_revision:
-        raise DuplicateItemError(
-            f"item {item_id}: the STAC API holds revision {held}, newer than revision "
-            f"{new_revision} built by this run; re-materialize the partition to build the current one"
-        )
-    if held == new_revision:
-        rule, which = policy.same_revision, f"the same CMR revision ({held})"
-    else:
-        rule, which = policy.new_revision, f"CMR revision {held}, this run has {new_revision}"
-    if rule == "error":
-        raise DuplicateItemError(
-            f"item {item_id} is already in the STAC API with {which} and the dataset's "
-            "stac.duplicates policy for that case is 'error'; delete the item from the API or "
-            "change the policy to 'skip' or 'replace'"
-        )
-    return Decision("replace" if rule == "replace" else "skip", f"already published with {which}", existing)
 
 
 def _message(response: httpx.Response) -> str:
@@ -100,44 +41,6 @@ def _message(response: httpx.Response) -> str:
         if parts:
             return ": ".join(parts)[:1000]
     return str(body)[:1000]
-
-
-def _interval(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def covering_extent(collection: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The collection's extent widened to cover ``items``; None when it already does."""
-    extent = collection["extent"]
-    bbox = list(extent["spatial"]["bbox"][0])
-    start, end = (_interval(v) for v in extent["temporal"]["interval"][0])
-    changed = False
-    for item in items:
-        ib = item.get("bbox")
-        if ib:
-            widened = list(union_bbox(tuple(bbox), tuple(ib)))  # type: ignore[arg-type]
-            changed |= widened != bbox
-            bbox = widened
-        props = item["properties"]
-        first = _interval(props.get("start_datetime") or props.get("datetime"))
-        last = _interval(props.get("end_datetime") or props.get("datetime"))
-        if first and start and first < start:
-            start, changed = first, True
-        if last and end and last > end:
-            end, changed = last, True
-    if not changed:
-        return None
-    iso = lambda v: v.strftime("%Y-%m-%dT%H:%M:%SZ") if v else None  # noqa: E731
-    return {
-        "spatial": {"bbox": [bbox, *extent["spatial"]["bbox"][1:]]},
-        "temporal": {"interval": [[iso(start), iso(end)], *extent["temporal"]["interval"][1:]]},
-    }
-
-
-def _extent_as_item(extent: dict[str, Any]) -> dict[str, Any]:
-    """An extent's first bbox and interval in the shape ``covering_extent`` reads from items."""
-    start, end = extent["temporal"]["interval"][0]
-    return {"bbox": extent["spatial"]["bbox"][0], "properties": {"start_datetime": start, "end_datetime": end}}
 
 
 class StacApi(ConfigurableResource):
@@ -243,7 +146,7 @@ class StacApi(ConfigurableResource):
             if keep_extent:
                 current = self.get_collection(collection["id"])
                 if current is not None:
-                    widened = covering_extent(collection, [_extent_as_item(current["extent"])])
+                    widened = covering_extent(collection, [extent_as_item(current["extent"])])
                     collection = {**collection, "extent": widened} if widened else collection
             self._put(f"/collections/{quote(collection['id'])}", collection)
             return "replaced"
