@@ -5,7 +5,11 @@ from __future__ import annotations
 import email.utils
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
+
+import httpx
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -39,3 +43,40 @@ def retry_delay(retry_after: str | None, attempt: int, base: float, cap: float, 
     it sent one, jittered exponential backoff otherwise."""
     told = retry_after_seconds(retry_after)
     return min(told, longest) if told is not None else backoff(attempt, base, cap)
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """How often and how long a client retries: attempts, backoff base and cap, and the longest
+    ``Retry-After`` it honours."""
+
+    attempts: int
+    base: float
+    cap: float
+    longest: float
+
+
+def send_with_retries(
+    send: Callable[[], httpx.Response],
+    settled: Callable[[httpx.Response], bool],
+    describe: Callable[[httpx.Response], str],
+    policy: Retrying,
+    sleep: Callable[[float], None],
+) -> tuple[httpx.Response | None, str]:
+    """Call ``send`` until ``settled`` accepts an answer (it raises for one that must not be
+    retried; False for 429/5xx), with bounded, jittered waits. Returns the answer, or None and
+    the last problem when every attempt failed."""
+    problem = ""
+    for attempt in range(policy.attempts):
+        try:
+            response = send()
+        except httpx.TransportError as exc:  # connection errors and timeouts
+            problem, delay = f"{type(exc).__name__}: {exc}", backoff(attempt, policy.base, policy.cap)
+        else:
+            if settled(response):
+                return response, ""
+            problem = f"HTTP {response.status_code}: {describe(response)}"
+            delay = retry_delay(response.headers.get("Retry-After"), attempt, policy.base, policy.cap, policy.longest)
+        if attempt + 1 < policy.attempts:
+            sleep(delay)
+    return None, problem

@@ -20,7 +20,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from cog_assets import tokens
 from cog_assets.http import tls_context
-from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
+from cog_assets.retry import RETRYABLE_STATUS, Retrying, send_with_retries, wait
 from cog_assets.sources.cmr.client import USER_AGENT
 from cog_assets.stac.duplicates import Decision, asset_refs, decide
 from cog_assets.stac.errors import DuplicateItemError, StacApiError
@@ -95,36 +95,31 @@ class StacApi(ConfigurableResource):
         """One call with retries; returns answers in ``ok`` and 404/409, raises on the rest."""
         if not self.enabled:
             raise StacApiError("no STAC API is configured; set COG_ASSETS_STAC_API_URL")
-        problem = ""
         with self._one_at_a_time, self._client() as client:
             headers = self._auth(client, method, path)
-            for attempt in range(self.max_attempts):
-                try:
-                    response = client.request(method, path, json=json, headers=headers)
-                except httpx.TransportError as exc:
-                    problem, delay = f"{type(exc).__name__}: {exc}", backoff(attempt, self.backoff_seconds, self.max_backoff_seconds)
-                else:
-                    if response.is_redirect:
-                        raise StacApiError(
-                            f"the STAC API answered {method} {path} with a redirect (HTTP "
-                            f"{response.status_code}) to {response.headers.get('Location')}; "
-                            "redirects are not followed, so the token never leaves the API's "
-                            "origin. Set COG_ASSETS_STAC_API_URL to the address the API serves"
-                        )
-                    if response.status_code in ok or response.status_code in (404, 409):
-                        return response
-                    if response.status_code not in RETRYABLE_STATUS:
-                        raise StacApiError(
-                            f"the STAC API refused {method} {path} with HTTP {response.status_code}: "
-                            f"{_message(response)}"
-                        )
-                    problem = f"HTTP {response.status_code}: {_message(response)}"
-                    delay = retry_delay(
-                        response.headers.get("Retry-After"), attempt, self.backoff_seconds,
-                        self.max_backoff_seconds, self.max_retry_after_seconds,
+
+            def settled(response: httpx.Response) -> bool:
+                if response.is_redirect:
+                    raise StacApiError(
+                        f"the STAC API answered {method} {path} with a redirect (HTTP "
+                        f"{response.status_code}) to {response.headers.get('Location')}; "
+                        "redirects are not followed, so the token never leaves the API's "
+                        "origin. Set COG_ASSETS_STAC_API_URL to the address the API serves"
                     )
-                if attempt + 1 < self.max_attempts:
-                    wait(delay)
+                if response.status_code in ok or response.status_code in (404, 409):
+                    return True
+                if response.status_code not in RETRYABLE_STATUS:
+                    raise StacApiError(
+                        f"the STAC API refused {method} {path} with HTTP {response.status_code}: {_message(response)}"
+                    )
+                return False
+
+            policy = Retrying(self.max_attempts, self.backoff_seconds, self.max_backoff_seconds, self.max_retry_after_seconds)
+            response, problem = send_with_retries(
+                lambda: client.request(method, path, json=json, headers=headers), settled, _message, policy, wait
+            )
+        if response is not None:
+            return response
         raise StacApiError(
             f"the STAC API at {self.url} failed {self.max_attempts} times for {method} {path}; last "
             f"error: {problem}. Check COG_ASSETS_STAC_API_URL and the API's health; the item stays "

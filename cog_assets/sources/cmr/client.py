@@ -19,7 +19,7 @@ from pydantic import Field
 
 from cog_assets.dataset import CmrQuery
 from cog_assets.http import tls_context
-from cog_assets.retry import RETRYABLE_STATUS, backoff, retry_delay, wait
+from cog_assets.retry import RETRYABLE_STATUS, Retrying, send_with_retries, wait
 from cog_assets.sources.cmr.records import (
     GranuleRecord,
     UmmParseError,
@@ -113,40 +113,28 @@ class CmrClient(ConfigurableResource):
             verify=tls_context(),
         )
 
-    def _backoff(self, attempt: int) -> float:
-        return backoff(attempt, self.backoff_seconds, self.max_backoff_seconds)
-
     def _get(
         self, client: httpx.Client, path: str, params: list[tuple[str, str]], headers: dict[str, str]
     ) -> httpx.Response:
-        problem = ""
-        for attempt in range(self.max_attempts):
-            try:
-                response = client.get(path, params=params, headers=headers)
-            except (httpx.TransportError, httpx.TimeoutException) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-                delay = self._backoff(attempt)
-            else:
-                if response.status_code == 200:
-                    if response.headers.get("CMR-Timed-Out", "").lower() == "true":
-                        raise CmrError(
-                            f"CMR timed out on {response.request.url} and returned partial "
-                            "results; they were discarded so no granule is skipped. Narrow the "
-                            "query (cmr.temporal_start) or retry later"
-                        )
-                    return response
-                if response.status_code not in RETRYABLE_STATUS:
+        def settled(response: httpx.Response) -> bool:
+            if response.status_code == 200:
+                if response.headers.get("CMR-Timed-Out", "").lower() == "true":
                     raise CmrError(
-                        f"CMR rejected {response.request.url} with HTTP {response.status_code}: "
-                        f"{_cmr_errors(response)}"
+                        f"CMR timed out on {response.request.url} and returned partial "
+                        "results; they were discarded so no granule is skipped. Narrow the "
+                        "query (cmr.temporal_start) or retry later"
                     )
-                problem = f"HTTP {response.status_code}: {_cmr_errors(response)}"
-                delay = retry_delay(
-                    response.headers.get("Retry-After"), attempt, self.backoff_seconds,
-                    self.max_backoff_seconds, self.max_retry_after_seconds,
-                )
-            if attempt + 1 < self.max_attempts:
-                wait(delay)
+                return True
+            if response.status_code not in RETRYABLE_STATUS:
+                raise CmrError(f"CMR rejected {response.request.url} with HTTP {response.status_code}: {_cmr_errors(response)}")
+            return False
+
+        policy = Retrying(self.max_attempts, self.backoff_seconds, self.max_backoff_seconds, self.max_retry_after_seconds)
+        response, problem = send_with_retries(
+            lambda: client.get(path, params=params, headers=headers), settled, _cmr_errors, policy, wait
+        )
+        if response is not None:
+            return response
         raise CmrError(
             f"CMR at {self.base_url} failed {self.max_attempts} times for {path}; last error: "
             f"{problem}. Check COG_ASSETS_CMR_URL and CMR's status, then retry"
