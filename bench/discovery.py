@@ -33,6 +33,25 @@ from cog_assets_tests.cmr_server import FakeCmr
 from cog_assets_tests.helpers import SensorHarness, add_omi_days, imerg_file_name, is_idle
 
 
+def _tick_until_idle(harness: SensorHarness) -> tuple[list[float], float, float]:
+    """Tick until a tick finds nothing to do: each tick's seconds, the idle tick's, the total
+    (without the idle tick)."""
+    ticks: list[float] = []
+    started = time.perf_counter()
+    while True:
+        tick_start = time.perf_counter()
+        result = harness.tick()
+        elapsed = time.perf_counter() - tick_start
+        if is_idle(result) and ticks:
+            idle = elapsed
+            break
+        ticks.append(elapsed)  # the first tick counts even when it finds nothing to do
+        if is_idle(result):  # by day: no history to register, the calendar holds it
+            idle = 0.0
+            break
+    return ticks, idle, time.perf_counter() - started - idle
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--granules", type=int, default=100_000)
@@ -71,20 +90,7 @@ def main() -> None:
         assert harvested == args.granules
 
         harness = SensorHarness(sensor_def, cmr.url, instance, page_size=args.page_size)
-        ticks: list[float] = []
-        started = time.perf_counter()
-        while True:
-            tick_start = time.perf_counter()
-            result = harness.tick()
-            elapsed = time.perf_counter() - tick_start
-            if is_idle(result) and ticks:
-                idle = elapsed
-                break
-            ticks.append(elapsed)  # the first tick counts even when it finds nothing to do
-            if is_idle(result):  # by day: no history to register, the calendar holds it
-                idle = 0.0
-                break
-        total = time.perf_counter() - started - idle
+        ticks, idle, total = _tick_until_idle(harness)
         if dataset.by_day:
             registered = 0
             partitions = built.partitions_def.get_num_partitions()
