@@ -124,12 +124,12 @@ def test_a_rerun_that_changes_bytes_keeps_the_api_item_pointing_at_live_objects(
     platform = Platform(omi, fake_cmr, s3_prefix_url, instance, seaweedfs, stac_api_url)
     granule = _add(fake_cmr, 0)
     assert platform.run(granule.concept_id).success
-    original = cogs.cog_profile
+    original = cogs.cog_options
 
-    def other_bytes() -> dict:  # what a GDAL or reader upgrade does to the COG's bytes
-        return {**original(), "zlevel": 1}
+    def other_bytes(threads: int = 1) -> dict:  # what a GDAL or reader upgrade does to the COG's bytes
+        return {**original(threads), "LEVEL": 1}
 
-    monkeypatch.setattr(cogs, "cog_profile", other_bytes)
+    monkeypatch.setattr(cogs, "cog_options", other_bytes)
     assert platform.run(granule.concept_id).success
     assert platform.metadata(granule.concept_id)["stac_api"] == "replaced"
     item = httpx.get(f"{stac_api_url}/collections/omdoao3e/items/{granule.file_name[:-4]}", timeout=30).json()
