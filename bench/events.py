@@ -12,7 +12,6 @@ with 0, 200 and 5,000 granules of earlier history (three materializations each).
     python bench/events.py [--granules 300] [--history 0 200 5000]
 """
 
-from __future__ import annotations
 
 import argparse
 import os
