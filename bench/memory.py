@@ -71,14 +71,13 @@ def main() -> None:
     try:
         with FakeCmr() as cmr:
             for n, size in enumerate(args.sizes):
-                keys = [
-                    cmr.add_granule(
-                        short_name="OMDOAO3e", version="003",
-                        file_name=omi_file_name(FIRST_DAY + timedelta(days=1000 * n + d)),
-                        begin=FIRST_DAY + timedelta(days=1000 * n + d),
-                        end=FIRST_DAY + timedelta(days=1000 * n + d, hours=23), content=content,
+                days = [FIRST_DAY + timedelta(days=1000 * n + d) for d in range(size)]
+                keys = [  # the partition keys of the contract: <YYYY-MM-DD>_<concept-id>
+                    f"{day:%Y-%m-%d}_" + cmr.add_granule(
+                        short_name="OMDOAO3e", version="003", file_name=omi_file_name(day), begin=day,
+                        end=day + timedelta(hours=23), content=content,
                     ).concept_id
-                    for d in range(size)
+                    for day in days
                 ]
                 env = {
                     **{k: v for k, v in os.environ.items() if not k.startswith(("COG_ASSETS_", "DAGSTER_"))},
@@ -88,8 +87,10 @@ def main() -> None:
                 }
                 out = subprocess.run(
                     [sys.executable, "-c", ONE_RUN, json.dumps(keys)], env=env, capture_output=True, text=True,
-                    timeout=3600, check=True,
+                    timeout=3600,
                 )
+                if out.returncode != 0:
+                    raise RuntimeError(f"the run of {size} granules failed:\n{out.stderr[-3000:]}")
                 measured = json.loads(out.stdout.strip().splitlines()[-1])
                 assert measured["ok"], out.stderr[-3000:]
                 rows.append((size, measured))
