@@ -19,6 +19,7 @@ Targets: no tick over 30 s, idle tick <= 1 s.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -89,6 +90,7 @@ def main() -> None:
     no2 = {d.id: d for d in load_datasets()}["no2_monthly"]
     with tempfile.TemporaryDirectory(prefix="s3-bench-") as folder:
         server = start_seaweedfs(Path(folder) / "weed")
+        os.environ.update(server.env())  # the sensor's S3 resource reads credentials as a deployment does
         try:
             rows = bench(server, no2, args)
         finally:

@@ -6,22 +6,37 @@ the granules with a stored item = the items in the STAC API, nothing superseded 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
+
 import httpx
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import rasterio
-from dagster import AssetKey, AssetRecordsFilter
+from dagster import AssetKey, AssetRecordsFilter, materialize
 from rio_cogeo.cogeo import cog_validate
 
+from cog_assets.defs.aoi_statistics import build_aoi_statistics
+from cog_assets.defs.aois import AoiFolder
+from cog_assets.defs.io_manager import CogAssetsIOManager
 from cog_assets.processing import invariant
 from cog_assets.sources.source import source_for
 from cog_assets.stac.api import StacApi
 
 from .granule_files import IMERG_FILL, imerg_values, make_imerg_granule
 from .helpers import Platform, failure_messages, source_bucket_resource
-from .veda_files import NO2_FILL, after_second_of, cog, no2_name, no2_values, plain_geotiff, put
+from .veda_files import (
+    NO2_FILL,
+    after_second_of,
+    cog,
+    no2_name,
+    no2_values,
+    plain_geotiff,
+    put,
+)
 
 
 @pytest.fixture
@@ -160,3 +175,39 @@ def test_hdf5_objects_in_a_bucket_go_through_the_existing_reader(datasets, no2, 
     band = item["assets"]["cog_default"]["raster:bands"][0]
     valid = values[0][values[0] != IMERG_FILL]
     assert band["statistics"]["maximum"] == pytest.approx(float(valid.max()), rel=1e-5)
+
+
+def test_aoi_statistics_cover_the_bucket_datasets_cogs(no2, instance, local_storage_url, seaweedfs, tmp_path):
+    """The third dataset goes through the AOI statistics like the others: a row per COG (a
+    passed-through COG and a converted GeoTIFF), dated from the names, and a mean equal to an
+    independent cos(latitude)-weighted mean of the cells inside a pixel-aligned box."""
+    platform = Platform(no2[0], None, local_storage_url, instance, seaweedfs, relist_minutes=0)
+    client, prefix = seaweedfs.client(), no2[1]
+    platform.tick()
+    values = {1: no2_values(1), 2: no2_values(2)}
+    put(client, seaweedfs.bucket, prefix + no2_name(2020, 1), cog(values[1], tmp_path / "jan.tif"))
+    put(client, seaweedfs.bucket, prefix + no2_name(2020, 2), plain_geotiff(values[2], tmp_path / "feb.tif"))
+    _tick_and_run(platform)
+    root = Path(local_storage_url[len("file://"):])
+    (root / "aois").mkdir(exist_ok=True)
+    box = [[[0, 10], [10, 10], [10, 20], [0, 20], [0, 10]]]  # lon 0..10, lat 10..20, on 0.5° cell edges
+    (root / "aois" / "box.geojson").write_text(json.dumps({"type": "Polygon", "coordinates": box}))
+    instance.add_dynamic_partitions("aois", ["box"])
+    stats_key = AssetKey(["no2_monthly", "aoi_statistics"])
+    resources = platform.resources() | {"aois": AoiFolder(url=(root / "aois").as_uri()),
+                                        "io_manager": CogAssetsIOManager(storage_url=local_storage_url)}
+    done = materialize([platform.built.chain, build_aoi_statistics(no2[0], AssetKey(["no2_monthly", "cog"]))],
+                       selection=[stats_key], partition_key="box", resources=resources, instance=instance)
+    assert done.success
+    rows = pq.read_table(root / "no2_monthly" / "aoi_statistics" / "box.parquet").to_pylist()
+    assert [(r["item_id"], r["start_datetime"].month) for r in rows] == [
+        (no2_name(2020, 1)[: -len(".tif")], 1), (no2_name(2020, 2)[: -len(".tif")], 2)]
+    lat = 90 - 0.25 - 0.5 * np.arange(360)
+    inside_rows = (lat > 10) & (lat < 20)
+    inside_cols = slice(360, 380)  # lon 0..10
+    weights = np.cos(np.radians(lat[inside_rows]))[:, None] * np.ones((1, 20))
+    for row, month in zip(rows, (1, 2)):
+        cells = values[month][inside_rows, inside_cols].astype(np.float64)
+        expected = float((cells * weights).sum() / weights.sum())
+        assert row["valid_pixels"] == 400 and row["coverage"] == pytest.approx(1.0, abs=1e-6)
+        assert row["mean"] == pytest.approx(expected, rel=1e-4)
