@@ -6,6 +6,7 @@ clean-up removing a newer one in flight, and a granule CMR re-ingested after del
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -175,3 +176,63 @@ def test_a_granule_cmr_re_ingests_after_deleting_it_stays(fake_cmr, omi, instanc
     assert platform.archive().item_ids("omdoao3e") == [back.file_name[:-4]]
     assert platform.key(back.concept_id) in instance.get_dynamic_partitions("omdoao3e_granules")
     assert not _chain_runs(platform.tick())
+
+
+def test_a_failed_granule_whose_revision_moves_its_date_is_run_once_at_its_new_key(fake_cmr, omi, instance,
+                                                                                  local_storage_url):
+    """A run fails, then CMR revises the granule to another day before the next tick: the tick
+    moves the partition and runs the new key once; it neither crashes retrying the deleted key
+    (which would stop the sensor for good) nor runs the granule twice."""
+    platform = Platform(omi, fake_cmr, local_storage_url, instance)
+    platform.tick()
+    bad = _add(fake_cmr, 1)
+    content = fake_cmr.file_for(bad.data_path)
+    fake_cmr.set_file(bad, content[:-1] + bytes([content[-1] ^ 1]))
+    (failed,) = [o for o in platform.execute(platform.tick()) if o.dagster_run.job_name == "omdoao3e_granule_job"]
+    assert not failed.success
+    old_key = platform.key(bad.concept_id)
+    moved = DAY + timedelta(days=5)
+    fake_cmr.revise(bad.concept_id, content=content, begin=moved, end=moved + timedelta(days=1, milliseconds=-1))
+    result = platform.tick()
+    new_key = f"{moved:%Y-%m-%d}_{bad.concept_id}"
+    assert [r.partition_key for r in _chain_runs(result)] == [new_key]
+    assert all(o.success for o in platform.execute(result))
+    assert old_key not in instance.get_dynamic_partitions("omdoao3e_granules")
+
+
+def test_a_failed_partition_with_a_new_revision_in_the_same_tick_gets_one_run(fake_cmr, omi, instance,
+                                                                             local_storage_url):
+    """A retry and a run of the new revision at once would work on the same keys (and one's
+    roll-back could remove what the other wrote): the new revision's run is the retry."""
+    platform = Platform(omi, fake_cmr, local_storage_url, instance)
+    platform.tick()
+    bad = _add(fake_cmr, 1)
+    content = fake_cmr.file_for(bad.data_path)
+    fake_cmr.set_file(bad, content[:-1] + bytes([content[-1] ^ 1]))
+    (failed,) = [o for o in platform.execute(platform.tick()) if o.dagster_run.job_name == "omdoao3e_granule_job"]
+    assert not failed.success
+    fake_cmr.revise(bad.concept_id, content=content)
+    runs = _chain_runs(platform.tick())
+    assert [r.partition_key for r in runs] == [platform.key(bad.concept_id)]
+
+
+def test_a_failure_stored_after_a_later_one_is_still_retried_once(fake_cmr, omi, instance, local_storage_url):
+    """Run workers stamp a failure when it happens and store it later: a tick can see run B's
+    failure (later stamp) before run A's. The next tick re-reads an overlap behind its
+    watermark, so A is retried, and only once."""
+    platform = Platform(omi, fake_cmr, local_storage_url, instance)
+    platform.tick()
+    bad = _add(fake_cmr, 1)
+    content = fake_cmr.file_for(bad.data_path)
+    fake_cmr.set_file(bad, content[:-1] + bytes([content[-1] ^ 1]))
+    (failed,) = [o for o in platform.execute(platform.tick()) if o.dagster_run.job_name == "omdoao3e_granule_job"]
+    assert not failed.success
+    stamped = instance.get_run_record_by_id(failed.run_id).update_timestamp.timestamp()
+    cursor = HarvestCursor.from_json(platform.harness.cursor)
+    platform.harness.cursor = replace(cursor, retried_until=stamped + 2.0).to_json()  # B, 2 s later, seen first
+    result = platform.tick()
+    (retry,) = _chain_runs(result)
+    assert retry.partition_key == platform.key(bad.concept_id) and retry.tags[ATTEMPT_TAG] == "2"
+    fake_cmr.set_file(bad, content)  # the outage is over: the retry succeeds
+    assert all(o.success for o in platform.execute(result))
+    assert _chain_runs(platform.tick()) == []  # the overlap finds A again: not retried twice

@@ -190,3 +190,36 @@ def test_grid_attribute_projection_is_checked_without_struct_metadata(tmp_path):
         f["HDFEOS/GRIDS/ColumnAmountO3"].attrs["Projection"] = "Polar Stereographic"
     with pytest.raises(GranuleReadError, match=r"omi\.he5.*Projection.*Polar Stereographic"):
         read_granule(path, OMI.model_copy(update={"orientation": "south_up"}))
+
+
+def test_a_cog_described_as_it_is_counts_fill_in_its_own_data_type(tmp_path):
+    """A float64 COG whose nodata (-9999.9) has no exact float32 value: its fill pixels are not
+    valid data (a COG passed through from a bucket, or stac_item re-run alone, reads it so)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from cog_assets.formats.cog import read_info
+
+    data = np.full((64, 64), 250.0, dtype=np.float64)
+    data[:16] = -9999.9
+    path = tmp_path / "f64.tif"
+    with rasterio.open(path, "w", driver="COG", width=64, height=64, count=1, dtype="float64", crs="EPSG:4326",
+                       transform=from_origin(0, 64, 1, 1), nodata=-9999.9) as out:
+        out.write(data, 1)
+    info = read_info(path)
+    assert info.statistics["valid_pixels"] == 48 * 64 and info.statistics["minimum"] == 250.0
+
+
+def test_a_cog_of_several_bands_is_converted_to_the_band_read_not_passed_through(tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from cog_assets.dataset import ReaderConfig
+    from cog_assets.formats.geotiff import use_as_is
+
+    path = tmp_path / "two.tif"
+    with rasterio.open(path, "w", driver="COG", width=64, height=64, count=2, dtype="float32", crs="EPSG:4326",
+                       transform=from_origin(0, 64, 1, 1), nodata=-1.0) as out:
+        out.write(np.ones((2, 64, 64), dtype=np.float32))
+    reader = ReaderConfig(format="geotiff")
+    assert not use_as_is(path, reader, tmp_path / "out.tif") and not (tmp_path / "out.tif").exists()

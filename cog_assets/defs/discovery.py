@@ -131,8 +131,11 @@ def retry_runs(context: SensorEvaluationContext, dataset: DatasetConfig, state: 
             orders.append(state.order(plan.add, plan.delete))
         return orders[0](key)
 
+    def retryable(key: str) -> bool:  # not a key this tick moves away, nor one it runs anyway
+        return key not in plan.runs and key not in plan.delete and state.exists(key)
+
     retries, retried_until, given_up = retry_requests(
-        context.instance, job.name, retried_until, state.exists, order, dataset.partitions_per_run
+        context.instance, job.name, retried_until, retryable, order, dataset.partitions_per_run
     )
     if given_up:
         context.log.warning(

@@ -12,7 +12,7 @@ and the ``in_step_with_cmr`` check reports it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from dagster import (
     DagsterEventType,
@@ -29,7 +29,11 @@ from dagster._core.storage.tags import (
 from cog_assets.sources.plan import ranges
 
 ATTEMPT_TAG = "cog_assets/attempt"
+RETRY_OF_TAG = "cog_assets/retry_of"  # the failed run a retry run was requested for
 MAX_ATTEMPTS = 4
+# failures are stamped when they happen and stored later (by run workers on other hosts):
+# each look re-reads this far behind the last stamp it saw
+OVERLAP = timedelta(minutes=5)
 
 
 def failed_partitions(instance: DagsterInstance, run_id: str, exists: Callable[[str], bool]) -> list[str]:
@@ -66,13 +70,15 @@ def retry_requests(
         return [], datetime.now(timezone.utc).timestamp(), []
     records = instance.get_run_records(
         RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.FAILURE],
-                   updated_after=datetime.fromtimestamp(since, tz=timezone.utc))
+                   updated_after=datetime.fromtimestamp(since, tz=timezone.utc) - OVERLAP)
     )
     requests: list[RunRequest] = []
     given_up: list[str] = []
     latest = since
     for record in sorted(records, key=lambda r: r.update_timestamp.timestamp()):
         latest = max(latest, record.update_timestamp.timestamp())
+        if _retried(instance, record.dagster_run.run_id):
+            continue  # looked at already (the overlap reads it again)
         attempt = int(record.dagster_run.tags.get(ATTEMPT_TAG, "1"))
         keys = failed_partitions(instance, record.dagster_run.run_id, exists)
         if attempt >= MAX_ATTEMPTS:
@@ -82,11 +88,15 @@ def retry_requests(
     return requests, latest, given_up
 
 
+def _retried(instance: DagsterInstance, run_id: str) -> bool:
+    return bool(instance.get_run_ids(RunsFilter(tags={RETRY_OF_TAG: run_id}), limit=1))
+
+
 def _requests(job_name: str, keys: Iterable[str], order: Callable[[str], int], size: int, attempt: int,
               parent: str) -> list[RunRequest]:
     requests = []
     for first, last, group in ranges(list(keys), order, size):
-        tags = {ATTEMPT_TAG: str(attempt), "cog_assets/granules": str(len(group))}
+        tags = {ATTEMPT_TAG: str(attempt), RETRY_OF_TAG: parent, "cog_assets/granules": str(len(group))}
         key = f"retry{attempt}:{parent}:{first}"
         if first == last:
             requests.append(RunRequest(run_key=key, job_name=job_name, partition_key=first, tags=tags))

@@ -108,7 +108,9 @@ def read_info(path: Path) -> CogInfo:
     """The description of a COG on disk (``stac_item`` re-run alone, or a COG used as it is)."""
     with rasterio.open(path) as cog:
         data = cog.read(1)
-        valid = np.isfinite(data) if cog.nodata is None else (data != np.float32(cog.nodata)) & np.isfinite(data)
+        valid = np.isfinite(data)
+        if cog.nodata is not None and not np.isnan(cog.nodata):  # fill, compared in the file's own type
+            valid &= data != np.asarray(cog.nodata).astype(data.dtype)
         return CogInfo((cog.height, cog.width), list(cog.transform)[:6], tuple(cog.bounds), cog.nodata,
                        statistics(data, valid), path.stat().st_size, sha256_of(path), cog.dtypes[0])
 

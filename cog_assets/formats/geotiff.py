@@ -63,8 +63,8 @@ def read_geotiff(path: Path, config: ReaderConfig) -> Raster:
 
 
 def use_as_is(source: Path, config: ReaderConfig, destination: Path) -> bool:
-    """Copy ``source`` to ``destination`` unchanged when it can be the granule's COG: a valid COG
-    (rio-cogeo), north-up in EPSG:4326, whose first band is the one read and whose values need
+    """Copy ``source`` to ``destination`` unchanged when it can be the granule's COG: a valid
+    single-band COG (rio-cogeo), north-up in EPSG:4326, whose band is the one read and whose values need
     no override (reader.fill_value, reader.valid_range). False: it must be converted."""
     if config.format != "geotiff" or (config.band or 1) != 1:
         return False
@@ -75,7 +75,8 @@ def use_as_is(source: Path, config: ReaderConfig, destination: Path) -> bool:
         return False
     with rasterio.open(source) as opened:
         _transform, south_up = _grid(source, opened, 1)
-    if south_up:
+        bands = opened.count
+    if south_up or bands != 1:  # the item describes one band: a COG of several is converted to it
         return False
     shutil.copyfile(source, destination)
     return True
