@@ -42,6 +42,18 @@ def _chain_runs(result) -> list:
     return [r for r in (result.run_requests or []) if r.job_name == "omdoao3e_granule_job"]
 
 
+def _a_failed_run(platform: Platform, fake_cmr: FakeCmr):
+    """Switched on, then a granule whose file arrives corrupted: its run fails. Returns the
+    granule, its good content and the failed run."""
+    platform.tick()
+    bad = _add(fake_cmr, 1)
+    content = fake_cmr.file_for(bad.data_path)
+    fake_cmr.set_file(bad, content[:-1] + bytes([content[-1] ^ 1]))
+    (failed,) = [o for o in platform.execute(platform.tick()) if o.dagster_run.job_name == "omdoao3e_granule_job"]
+    assert not failed.success
+    return bad, content, failed
+
+
 def test_a_deletion_after_a_year_without_any_is_still_withdrawn(fake_cmr, omi, instance, local_storage_url):
     """CMR lists deletions one year back at most: a watermark older than that must not make
     every later listing fail (each tick used to send it, get a 400, and keep it)."""
@@ -184,12 +196,7 @@ def test_a_failed_granule_whose_revision_moves_its_date_is_run_once_at_its_new_k
     moves the partition and runs the new key once; it neither crashes retrying the deleted key
     (which would stop the sensor for good) nor runs the granule twice."""
     platform = Platform(omi, fake_cmr, local_storage_url, instance)
-    platform.tick()
-    bad = _add(fake_cmr, 1)
-    content = fake_cmr.file_for(bad.data_path)
-    fake_cmr.set_file(bad, content[:-1] + bytes([content[-1] ^ 1]))
-    (failed,) = [o for o in platform.execute(platform.tick()) if o.dagster_run.job_name == "omdoao3e_granule_job"]
-    assert not failed.success
+    bad, content, failed = _a_failed_run(platform, fake_cmr)
     old_key = platform.key(bad.concept_id)
     moved = DAY + timedelta(days=5)
     fake_cmr.revise(bad.concept_id, content=content, begin=moved, end=moved + timedelta(days=1, milliseconds=-1))
@@ -205,12 +212,7 @@ def test_a_failed_partition_with_a_new_revision_in_the_same_tick_gets_one_run(fa
     """A retry and a run of the new revision at once would work on the same keys (and one's
     roll-back could remove what the other wrote): the new revision's run is the retry."""
     platform = Platform(omi, fake_cmr, local_storage_url, instance)
-    platform.tick()
-    bad = _add(fake_cmr, 1)
-    content = fake_cmr.file_for(bad.data_path)
-    fake_cmr.set_file(bad, content[:-1] + bytes([content[-1] ^ 1]))
-    (failed,) = [o for o in platform.execute(platform.tick()) if o.dagster_run.job_name == "omdoao3e_granule_job"]
-    assert not failed.success
+    bad, content, failed = _a_failed_run(platform, fake_cmr)
     fake_cmr.revise(bad.concept_id, content=content)
     runs = _chain_runs(platform.tick())
     assert [r.partition_key for r in runs] == [platform.key(bad.concept_id)]
@@ -221,12 +223,7 @@ def test_a_failure_stored_after_a_later_one_is_still_retried_once(fake_cmr, omi,
     failure (later stamp) before run A's. The next tick re-reads an overlap behind its
     watermark, so A is retried, and only once."""
     platform = Platform(omi, fake_cmr, local_storage_url, instance)
-    platform.tick()
-    bad = _add(fake_cmr, 1)
-    content = fake_cmr.file_for(bad.data_path)
-    fake_cmr.set_file(bad, content[:-1] + bytes([content[-1] ^ 1]))
-    (failed,) = [o for o in platform.execute(platform.tick()) if o.dagster_run.job_name == "omdoao3e_granule_job"]
-    assert not failed.success
+    bad, content, failed = _a_failed_run(platform, fake_cmr)
     stamped = instance.get_run_record_by_id(failed.run_id).update_timestamp.timestamp()
     cursor = HarvestCursor.from_json(platform.harness.cursor)
     platform.harness.cursor = replace(cursor, retried_until=stamped + 2.0).to_json()  # B, 2 s later, seen first
