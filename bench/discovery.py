@@ -26,6 +26,7 @@ from dagster import DagsterInstance
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test server lives in cog_assets_tests
 
 import bare  # noqa: E402  (bench/bare.py: no cog_assets code)
+from table import print_measures  # noqa: E402  (bench/table.py)
 from cog_assets.defs.assets import build_dataset_assets
 from cog_assets.dataset import PartitioningConfig, load_datasets
 from cog_assets_tests.helpers import sensor_for
@@ -112,10 +113,7 @@ def main() -> None:
         ("bare CMR harvest (s)", f"{bare_seconds:.1f}", "baseline"),
         ("sensor / bare harvest", f"{total / bare_seconds:.2f}x", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>10}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>10}  {target}")
+    print_measures(rows)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from cog_assets.dataset import load_datasets
 from cog_assets.sources.s3.discover import ListingCursor
 from cog_assets_tests.helpers import SensorHarness, is_idle, sensor_for
 from cog_assets_tests.services import start_seaweedfs
+from table import print_measures  # noqa: E402  (bench/table.py; the script's folder is on the path)
 
 PATTERN = r"^no2_(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})_\d{3}\.tif$"
 PREFIX = "bench/no2-daily/"
@@ -95,10 +96,7 @@ def main() -> None:
             rows = bench(server, no2, args)
         finally:
             server.stop()
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>14}  target")
-    for label, value, target in rows:
-        print(f"{label:<{width}}  {value:>14}  {target}")
+    print_measures(rows, value_width=14)
 
 
 def bench(server, no2, args) -> list[tuple[str, str, str]]:
